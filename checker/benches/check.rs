@@ -1,0 +1,85 @@
+//! Benchmarks of the linearizability check: the Porcupine corpus (52 etcd logs with the
+//! cas-register model, as Porcupine's own benchmark; plus the kv histories), and
+//! generated kv histories of 10k, 100k and 1M ops (10 keys, 30 clients, 1% info).
+//! Run: `cargo bench -p faultline-checker --bench check`.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use faultline_checker::format::{read_path, Format};
+use faultline_checker::gen::{kv_history, GenConfig};
+use faultline_checker::{check, History, Limits, ModelKind, ModelSpec, Value};
+
+fn corpus(sub: &str) -> Vec<History> {
+    let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpus/porcupine")
+        .join(sub);
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        eprintln!("skipping corpus benchmark: {} missing", dir.display());
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| read_path(p, Format::Auto).expect("corpus file reads"))
+        .collect()
+}
+
+fn bench_corpus(c: &mut Criterion) {
+    let limits = Limits::default();
+    let etcd = corpus("etcd");
+    if !etcd.is_empty() {
+        let spec = ModelSpec::new(ModelKind::CasRegister);
+        c.bench_function(&format!("corpus/etcd_{}_logs", etcd.len()), |b| {
+            b.iter(|| {
+                for h in &etcd {
+                    black_box(check(h, &spec, &limits).expect("checks"));
+                }
+            })
+        });
+    }
+    let kv = corpus("kv");
+    if !kv.is_empty() {
+        let spec = ModelSpec::new(ModelKind::Kv).with_initial(Value::from(""));
+        c.bench_function(&format!("corpus/kv_{}_files", kv.len()), |b| {
+            b.iter(|| {
+                for h in &kv {
+                    black_box(check(h, &spec, &limits).expect("checks"));
+                }
+            })
+        });
+    }
+}
+
+fn bench_generated(c: &mut Criterion) {
+    let limits = Limits::default();
+    let spec = ModelSpec::new(ModelKind::Kv);
+    let mut group = c.benchmark_group("generated_kv");
+    for (ops, samples) in [(10_000usize, 30usize), (100_000, 10), (1_000_000, 10)] {
+        let history = kv_history(&GenConfig {
+            ops,
+            keys: 10,
+            clients: 30,
+            info_rate: 0.01,
+            seed: 7,
+        });
+        group.sample_size(samples);
+        if ops >= 1_000_000 {
+            group.measurement_time(Duration::from_secs(30));
+        }
+        group.bench_function(format!("{ops}_ops"), |b| {
+            b.iter(|| {
+                let r = check(&history, &spec, &limits).expect("checks");
+                assert!(r.verdict.is_valid(), "generated history must be valid");
+                black_box(r)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_corpus, bench_generated);
+criterion_main!(benches);

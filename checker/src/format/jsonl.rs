@@ -1,0 +1,336 @@
+//! Reader for faultline's own history format: one JSON event per line (DESIGN.md,
+//! "History"). Blank lines are skipped; events are renumbered in file order.
+//!
+//! Each line is first deserialised straight into an event with visitors that build values
+//! directly (fast, the common case: a million-op history is two million lines). Only if
+//! that fails is it re-read field by field through `serde_json::Value`, which both accepts
+//! the looser forms other tools write (integer keys, non-string errors) and, for a bad
+//! line, names the field at fault.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::error::{HistoryError, Location};
+use crate::history::{Event, EventType, History, Process, Value};
+
+/// Reads a whole JSONL text.
+pub fn read(text: &str, source: Option<&Path>) -> Result<History, HistoryError> {
+    let mut history = History {
+        source: source.map(Path::to_path_buf),
+        ..History::default()
+    };
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let line_no = i + 1;
+        let mut event = match serde_json::from_str::<FastEvent>(line) {
+            Ok(e) => e.into_event(),
+            Err(_) => parse_slow(
+                line,
+                &Location {
+                    file: source.map(Path::to_path_buf),
+                    line: line_no,
+                },
+            )?,
+        };
+        event.index = history.events.len() as u64;
+        history.events.push(event);
+        history.lines.push(line_no);
+    }
+    Ok(history)
+}
+
+/// The fast path's shape of a line. Unknown fields are ignored; `index` is renumbered.
+#[derive(Deserialize)]
+struct FastEvent {
+    #[serde(default)]
+    time_ns: Option<u64>,
+    process: FastProcess,
+    #[serde(rename = "type")]
+    kind: EventType,
+    f: String,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    value: Option<FastValue>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)] // validated (a non-negative integer), then replaced by position
+    index: Option<u64>,
+}
+
+impl FastEvent {
+    fn into_event(self) -> Event {
+        Event {
+            index: 0,
+            time_ns: self.time_ns,
+            process: self.process.0,
+            kind: self.kind,
+            f: self.f,
+            key: self.key,
+            value: self.value.map_or(Value::Null, |v| v.0),
+            error: self.error,
+        }
+    }
+}
+
+/// A process number, a numeric string, or `"nemesis"`.
+struct FastProcess(Process);
+
+impl<'de> Deserialize<'de> for FastProcess {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FastProcess;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a process number or \"nemesis\"")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<FastProcess, E> {
+                Ok(FastProcess(Process::Client(n)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<FastProcess, E> {
+                if s == "nemesis" {
+                    return Ok(FastProcess(Process::Nemesis));
+                }
+                s.parse()
+                    .map(|n| FastProcess(Process::Client(n)))
+                    .map_err(|_| E::custom("not a process"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A [`Value`] built straight from the JSON tokens, with the same results as
+/// `Value::from_json` (numbers outside i64 keep their JSON text).
+struct FastValue(Value);
+
+impl<'de> Deserialize<'de> for FastValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor).map(FastValue)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
+        Ok(i64::try_from(u).map_or_else(|_| Value::Str(u.to_string()), Value::Int))
+    }
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Value, E> {
+        // The same text `serde_json::Number` would print.
+        Ok(Value::Str(
+            serde_json::Number::from_f64(x).map_or_else(|| x.to_string(), |n| n.to_string()),
+        ))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::Str(s.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
+        Ok(Value::Str(s))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(FastValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut m = BTreeMap::new();
+        while let Some((k, FastValue(v))) = map.next_entry::<String, FastValue>()? {
+            m.insert(k, v);
+        }
+        Ok(Value::Map(m))
+    }
+}
+
+/// Field-by-field reading of one line, for lines serde's derive rejected.
+fn parse_slow(line: &str, loc: &Location) -> Result<Event, HistoryError> {
+    let bad = |field: &str, expected: String| HistoryError::at(loc.clone(), field, expected);
+    let json: serde_json::Value = serde_json::from_str(line)
+        .map_err(|e| bad("json", format!("one JSON object per line ({e})")))?;
+    let serde_json::Value::Object(obj) = json else {
+        return Err(bad(
+            "json",
+            format!("a JSON object like {{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}}, got {json}"),
+        ));
+    };
+    let get = |name: &str| obj.get(name).filter(|v| !v.is_null());
+
+    let process = match get("process") {
+        None => {
+            return Err(bad(
+                "process",
+                "a process number or \"nemesis\" (the field is missing)".into(),
+            ))
+        }
+        Some(p) => match p {
+            serde_json::Value::Number(n) if n.as_u64().is_some() => {
+                Process::Client(n.as_u64().unwrap_or_default())
+            }
+            serde_json::Value::String(s) if s == "nemesis" => Process::Nemesis,
+            serde_json::Value::String(s) if s.parse::<u64>().is_ok() => {
+                Process::Client(s.parse().unwrap_or_default())
+            }
+            other => {
+                return Err(bad(
+                    "process",
+                    format!("a non-negative process number or \"nemesis\", got {other}"),
+                ))
+            }
+        },
+    };
+
+    let kind = match get("type") {
+        Some(serde_json::Value::String(s)) => EventType::parse(s),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        bad(
+            "type",
+            format!(
+                "\"invoke\", \"ok\", \"fail\" or \"info\", got {}",
+                describe(obj.get("type"))
+            ),
+        )
+    })?;
+
+    let f = match get("f") {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+        other => {
+            return Err(bad(
+                "f",
+                format!("a non-empty string like \"read\", got {}", describe(other)),
+            ))
+        }
+    };
+
+    let key = match get("key") {
+        None => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        Some(other) => return Err(bad("key", format!("a string or integer key, got {other}"))),
+    };
+
+    let time_ns = match get("time_ns") {
+        None => None,
+        Some(t) => Some(t.as_u64().ok_or_else(|| {
+            bad(
+                "time_ns",
+                format!("a non-negative integer of nanoseconds, got {t}"),
+            )
+        })?),
+    };
+
+    let error = match get("error") {
+        None => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(Value::from_json(other).to_string()),
+    };
+
+    if let Some(i) = get("index") {
+        if i.as_u64().is_none() {
+            return Err(bad("index", format!("a non-negative integer, got {i}")));
+        }
+    }
+
+    Ok(Event {
+        index: 0,
+        time_ns,
+        process,
+        kind,
+        f,
+        key,
+        value: get("value").map(Value::from_json).unwrap_or(Value::Null),
+        error,
+    })
+}
+
+fn describe(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None => "nothing (the field is missing)".to_string(),
+        Some(v) => v.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_design_example_and_loose_forms() {
+        let text = r#"{"index":0,"time_ns":1200345,"process":3,"type":"invoke","f":"write","key":"k1","value":4}
+
+{"index":1,"time_ns":1904410,"process":3,"type":"ok","f":"write","key":"k1","value":4}
+{"process":"nemesis","type":"info","f":"partition","value":{"grudge":["n1"]}}
+{"process":4,"type":"invoke","f":"read","key":7,"error":{"why":"x"}}
+"#;
+        let h = read(text, None).unwrap();
+        assert_eq!(h.events.len(), 4);
+        assert_eq!(h.lines, vec![1, 3, 4, 5]);
+        assert_eq!(h.events[1].index, 1);
+        assert_eq!(h.events[1].time_ns, Some(1904410));
+        assert_eq!(h.events[2].process, Process::Nemesis);
+        assert_eq!(h.events[3].key.as_deref(), Some("7"));
+        assert_eq!(h.events[3].error.as_deref(), Some("{why \"x\"}"));
+    }
+
+    #[test]
+    fn errors_name_file_line_field() {
+        let src = Some(Path::new("h.jsonl"));
+        let good = r#"{"process":1,"type":"invoke","f":"read"}"#;
+        let cases = [
+            (r#"{"process":1,"type":"invoke","f":"read""#, "json"),
+            ("[1,2]", "json"),
+            (r#"{"type":"invoke","f":"read"}"#, "process"),
+            (r#"{"process":-1,"type":"invoke","f":"read"}"#, "process"),
+            (r#"{"process":1,"type":"done","f":"read"}"#, "type"),
+            (r#"{"process":1,"type":"ok","f":3}"#, "f"),
+            (r#"{"process":1,"type":"ok","f":"read","key":[1]}"#, "key"),
+            (
+                r#"{"process":1,"type":"ok","f":"read","time_ns":-3}"#,
+                "time_ns",
+            ),
+            (
+                r#"{"process":1,"type":"ok","f":"read","index":"a"}"#,
+                "index",
+            ),
+        ];
+        for (line, field) in cases {
+            let text = format!("{good}\n{line}\n");
+            let e = read(&text, src).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("h.jsonl:2: field `{field}`")),
+                "{line} gave {e}"
+            );
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Conformance: every history in `../shared/corpus/porcupine` gets the verdict
+//! Porcupine's own tests expect (`verdicts.tsv`): etcd logs with the cas-register model
+//! (initial nil), kv histories with the kv model (initial ""). Any mismatch fails the
+//! test, listing every one.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use faultline_checker::format::{read_path, Format};
+use faultline_checker::{check, Limits, ModelKind, ModelSpec, Value};
+
+fn corpus_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/porcupine");
+    dir.join("verdicts.tsv").exists().then_some(dir)
+}
+
+fn spec_for(file: &str) -> ModelSpec {
+    if file.starts_with("kv/") {
+        ModelSpec::new(ModelKind::Kv).with_initial(Value::from(""))
+    } else {
+        ModelSpec::new(ModelKind::CasRegister)
+    }
+}
+
+/// (file, expected verdict) from the manifest.
+fn manifest(dir: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(dir.join("verdicts.tsv")).expect("read verdicts.tsv");
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (file, expected) = l.split_once('\t').expect("file<TAB>verdict");
+            (file.to_string(), expected.trim().to_string())
+        })
+        .collect()
+}
+
+/// Checks every file with `spec_for(file)` changed by `adjust`; returns the mismatches.
+fn run(dir: &Path, adjust: impl Fn(ModelSpec) -> ModelSpec) -> Vec<String> {
+    let limits = Limits {
+        timeout: Some(Duration::from_secs(60)),
+        ..Limits::default()
+    };
+    let mut mismatches = Vec::new();
+    for (file, expected) in manifest(dir) {
+        let history = match read_path(&dir.join(&file), Format::Auto) {
+            Ok(h) => h,
+            Err(e) => {
+                mismatches.push(format!("{file}: cannot read: {e}"));
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let result = check(&history, &adjust(spec_for(&file)), &limits);
+        match result {
+            Ok(r) if r.verdict.name() == expected => {}
+            Ok(r) => mismatches.push(format!(
+                "{file}: expected {expected}, got {} ({:?})",
+                r.verdict.name(),
+                started.elapsed()
+            )),
+            Err(e) => mismatches.push(format!("{file}: error: {e}")),
+        }
+    }
+    mismatches
+}
+
+#[test]
+fn porcupine_corpus_verdicts() {
+    let Some(dir) = corpus_dir() else {
+        panic!(
+            "corpus missing: expected {}/../../shared/corpus/porcupine/verdicts.tsv",
+            env!("CARGO_MANIFEST_DIR")
+        );
+    };
+    let mismatches = run(&dir, |s| s);
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn porcupine_corpus_with_failed_cas_observed() {
+    let Some(dir) = corpus_dir() else {
+        panic!("corpus missing");
+    };
+    let mismatches = run(&dir, |mut s| {
+        s.cas_fail_observed = true;
+        s
+    });
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}

@@ -1,0 +1,277 @@
+//! `faultline check HISTORY --model M`: reads a history in any supported format and checks
+//! it, for linearizability against a model or for fencing-token safety
+//! (`--model fencing`). Prints the verdict (or `--json`) on stdout and exits 0 valid,
+//! 1 invalid, 2 unknown (a limit was hit), 3 bad input.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use faultline_checker::format::{self, Format};
+use faultline_checker::{fencing, stats, History, Limits, ModelKind, ModelSpec, Progress, Value};
+use serde_json::json;
+
+use super::exit;
+use super::progress::ProgressReporter;
+use super::units;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The history file.
+    pub history: PathBuf,
+
+    /// What to check against: a linearizability model (register, cas-register, kv, mutex)
+    /// or `fencing` for the fencing-token checker.
+    #[arg(long, short)]
+    pub model: CheckModel,
+
+    /// History format: auto, jsonl, edn, jepsen-log.
+    #[arg(long, default_value = "auto")]
+    pub format: Format,
+
+    /// Give up with `unknown` after this long (e.g. 60s, 5m; 0 for no limit).
+    #[arg(long, default_value = "60s", value_parser = units::parse_duration)]
+    pub timeout: Duration,
+
+    /// Give up with `unknown` when the search needs more memory than this (e.g. 4GiB,
+    /// 512MiB; 0 for no limit).
+    #[arg(long, default_value = "4GiB", value_parser = units::parse_bytes)]
+    pub max_memory: u64,
+
+    /// Initial value of the register, or of every key for kv, as JSON or EDN (`0`, `""`,
+    /// `nil`). Default nil.
+    #[arg(long)]
+    pub initial: Option<String>,
+
+    /// cas-register: read a failed cas as "happened, and saw a value other than `from`"
+    /// (Porcupine's etcd semantics) instead of Jepsen's "did not happen".
+    #[arg(long)]
+    pub cas_fail_observed: bool,
+
+    /// Also report latency and throughput per operation and outcome.
+    #[arg(long)]
+    pub stats: bool,
+
+    /// Print the result as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--model`: a linearizability model or the fencing checker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckModel {
+    Linear(ModelKind),
+    Fencing,
+}
+
+impl FromStr for CheckModel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<CheckModel, String> {
+        if s == "fencing" {
+            return Ok(CheckModel::Fencing);
+        }
+        s.parse::<ModelKind>().map(CheckModel::Linear).map_err(|_| {
+            format!("unknown model {s:?}: expected register, cas-register, kv, mutex or fencing")
+        })
+    }
+}
+
+impl fmt::Display for CheckModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckModel::Linear(k) => write!(f, "{k}"),
+            CheckModel::Fencing => f.write_str("fencing"),
+        }
+    }
+}
+
+/// Why `check` could not give a verdict; always exit 3.
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    #[error(transparent)]
+    History(#[from] faultline_checker::HistoryError),
+    #[error("--initial {0:?}: expected a JSON or EDN value such as 0, \"\" or nil")]
+    Initial(String),
+}
+
+pub fn run(args: CheckArgs) -> ExitCode {
+    match check(&args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("faultline check: {e}");
+            if args.json {
+                let out = json!({
+                    "history": args.history,
+                    "model": args.model.to_string(),
+                    "verdict": "error",
+                    "error": e.to_string(),
+                });
+                println!("{out}");
+            }
+            ExitCode::from(exit::BAD_INPUT)
+        }
+    }
+}
+
+fn check(args: &CheckArgs) -> Result<u8, CheckError> {
+    let history = format::read_path(&args.history, args.format)?;
+    tracing::info!(events = history.events.len(), path = %args.history.display(), "history read");
+    let op_stats = if args.stats {
+        Some(stats::compute(&history)?)
+    } else {
+        None
+    };
+    match args.model {
+        CheckModel::Fencing => check_fencing(args, &history, op_stats),
+        CheckModel::Linear(kind) => check_linear(args, &history, kind, op_stats),
+    }
+}
+
+fn check_fencing(
+    args: &CheckArgs,
+    history: &History,
+    op_stats: Option<stats::Stats>,
+) -> Result<u8, CheckError> {
+    let report = fencing::check(history)?;
+    let code = if report.valid {
+        exit::VALID
+    } else {
+        exit::INVALID
+    };
+    if args.json {
+        let out = json!({
+            "history": args.history,
+            "model": "fencing",
+            "verdict": if report.valid { "valid" } else { "invalid" },
+            "fencing": report,
+        });
+        println!("{}", with_op_stats(out, op_stats));
+    } else {
+        println!(
+            "{}: {} events",
+            args.history.display(),
+            history.events.len()
+        );
+        println!("fencing: {report}");
+        if let Some(s) = op_stats {
+            print!("{s}");
+        }
+    }
+    Ok(code)
+}
+
+fn check_linear(
+    args: &CheckArgs,
+    history: &History,
+    kind: ModelKind,
+    op_stats: Option<stats::Stats>,
+) -> Result<u8, CheckError> {
+    let mut spec = ModelSpec::new(kind);
+    if let Some(text) = &args.initial {
+        spec.initial = parse_value(text).ok_or_else(|| CheckError::Initial(text.clone()))?;
+    }
+    spec.cas_fail_observed = args.cas_fail_observed;
+    let progress = Arc::new(Progress::default());
+    let limits = Limits {
+        timeout: (!args.timeout.is_zero()).then_some(args.timeout),
+        max_memory_bytes: (args.max_memory > 0).then_some(args.max_memory),
+        cancel: None,
+        progress: Some(Arc::clone(&progress)),
+    };
+    let reporter = ProgressReporter::start(progress);
+    let result = faultline_checker::check(history, &spec, &limits);
+    reporter.finish();
+    let result = result?;
+    let code = match result.verdict.exit_code() {
+        0 => exit::VALID,
+        1 => exit::INVALID,
+        _ => exit::UNKNOWN,
+    };
+    if args.json {
+        let mut out = json!({
+            "history": args.history,
+            "model": kind.as_str(),
+        });
+        if let (Some(obj), Ok(serde_json::Value::Object(r))) =
+            (out.as_object_mut(), serde_json::to_value(&result))
+        {
+            obj.extend(r);
+        }
+        println!("{}", with_op_stats(out, op_stats));
+    } else {
+        let s = &result.stats;
+        println!(
+            "{}: {} events",
+            args.history.display(),
+            history.events.len()
+        );
+        println!("{kind}: {}", result.verdict);
+        println!(
+            "searched {} of {} ops in {} partitions: {} states, peak memory {}, {} ms",
+            s.ops_searched,
+            s.ops,
+            s.partitions,
+            s.states_explored,
+            faultline_checker::linear::format_bytes(s.peak_memory_bytes),
+            s.elapsed_ms
+        );
+        if let Some(st) = op_stats {
+            print!("{st}");
+        }
+    }
+    Ok(code)
+}
+
+/// Adds `op_stats` to a JSON result when `--stats` asked for them.
+fn with_op_stats(mut out: serde_json::Value, op_stats: Option<stats::Stats>) -> serde_json::Value {
+    if let (Some(obj), Some(s)) = (out.as_object_mut(), op_stats) {
+        obj.insert("op_stats".into(), json!(s));
+    }
+    out
+}
+
+/// A value given on the command line: JSON first (`0`, `""`, `null`, `[1,2]`), then EDN
+/// (`nil`, `:x`, `[1 2]`).
+fn parse_value(text: &str) -> Option<Value> {
+    if let Ok(j) = serde_json::from_str::<serde_json::Value>(text) {
+        return Some(Value::from_json(&j));
+    }
+    match format::edn::parse_all(text, 1).ok()?.as_slice() {
+        [one] => Some(format::jepsen_edn::to_value(one)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_parse() {
+        assert_eq!("fencing".parse(), Ok(CheckModel::Fencing));
+        assert_eq!(
+            "cas-register".parse(),
+            Ok(CheckModel::Linear(ModelKind::CasRegister))
+        );
+        let e = "queue".parse::<CheckModel>().unwrap_err();
+        assert!(e.contains("fencing"), "{e}");
+    }
+
+    #[test]
+    fn initial_values_parse() {
+        assert_eq!(parse_value("0"), Some(Value::Int(0)));
+        assert_eq!(parse_value("\"\""), Some(Value::from("")));
+        assert_eq!(parse_value("nil"), Some(Value::Null));
+        assert_eq!(
+            parse_value("[1 2]"),
+            Some(Value::List(vec![1.into(), 2.into()]))
+        );
+        assert_eq!(parse_value("[1 2"), None);
+        assert_eq!(parse_value("1 2"), None);
+    }
+}

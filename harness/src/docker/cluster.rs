@@ -1,0 +1,759 @@
+//! `DockerCluster`: N nodes of a program (raftkv by default) on a private Docker network, and
+//! the `Cluster` trait on top of it.
+//!
+//! Each node is two containers. `fl-<run>-nK-net` holds the node's network namespace: it
+//! owns the fixed IP, has NET_ADMIN, and runs only `sleep`. `fl-<run>-nK` runs the server
+//! inside that namespace (`network_mode: container:...`). Splitting them means iptables rules
+//! are applied through the holder and so work while the server is paused or killed, and they
+//! survive a server restart exactly as a real host's firewall survives a process crash. The
+//! server's data directory is a per-node volume, so a restarted node finds its data.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, HostConfigLogConfig,
+    Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, KillContainerOptions, ListNetworksOptions, LogsOptions,
+    StartContainerOptions,
+};
+use faultline_nemeses::{Cluster, ClusterError, Grudge, Node, NodeId};
+use futures_util::future::try_join_all;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use tokio::io::AsyncWriteExt;
+
+use super::api::DockerApi;
+use super::cleanup::{teardown_run, Owner, Removed};
+use super::error::{to_cluster_error, DockerError};
+use super::guard::{TeardownGuard, TeardownHandle};
+use super::subnet::{host_routes, parse_cidr, Subnet, MAX_NODES};
+
+/// Where each node's data volume is mounted inside the server container.
+pub const DATA_DIR: &str = "/data";
+/// The iptables chain faultline owns in each node; INPUT jumps to it. Flushing only this
+/// chain heals without touching anything else in the namespace.
+const CHAIN: &str = "FAULTLINE";
+/// Upper bound on one node's copied log, so a runaway logger cannot fill the results disk.
+const LOG_COPY_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
+/// Runs in flight at once in one harness are few; networks that race for a subnet retry.
+const NETWORK_CREATE_ATTEMPTS: usize = 16;
+/// Docker's json-file log rotation per server container: bounded disk use for long runs.
+const CONTAINER_LOG_MAX_SIZE: &str = "100m";
+
+/// The command each node runs. `args` may contain placeholders filled per node: `{id}` (raft
+/// id, 1-based), `{name}` (`n1`), `{ip}`, `{port}`, `{peers}` (`1=ip:port,2=ip:port,...`),
+/// `{data_dir}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeProgram {
+    pub args: Vec<String>,
+    /// TCP port clients connect to on each node's IP.
+    pub port: u16,
+}
+
+impl NodeProgram {
+    /// The bundled raftkv server, optionally with a planted bug.
+    pub fn raftkv(port: u16, bug: Option<&str>) -> Self {
+        let mut args: Vec<String> = [
+            "raftkv",
+            "--id",
+            "{id}",
+            "--peers",
+            "{peers}",
+            "--data-dir",
+            "{data_dir}",
+            "--listen",
+            "0.0.0.0:{port}",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        if let Some(bug) = bug {
+            args.extend(["--bug".to_string(), bug.to_string()]);
+        }
+        Self { args, port }
+    }
+
+    fn render(&self, node: &Member, peers: &str) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| {
+                a.replace("{id}", &node.id.0.to_string())
+                    .replace("{name}", &node.name)
+                    .replace("{ip}", &node.ip.to_string())
+                    .replace("{port}", &self.port.to_string())
+                    .replace("{peers}", peers)
+                    .replace("{data_dir}", DATA_DIR)
+            })
+            .collect()
+    }
+}
+
+/// Everything that describes a Docker cluster; serialisable parts go into the run config.
+#[derive(Debug, Clone)]
+pub struct DockerClusterConfig {
+    /// Short id naming every object of the run: `[a-z0-9-]`, at most 40 characters.
+    pub run_id: String,
+    /// Node image, e.g. `faultline-node:<hash>` from `image::ensure_node_image`.
+    pub image: String,
+    pub nodes: u32,
+    pub program: NodeProgram,
+}
+
+/// One node's Docker-side identity.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: NodeId,
+    pub name: String,
+    pub ip: Ipv4Addr,
+    /// Container running the server.
+    pub container: String,
+    /// Container holding the network namespace (and the iptables rules).
+    pub net_container: String,
+    pub volume: String,
+}
+
+pub struct DockerCluster {
+    api: DockerApi,
+    run_id: String,
+    subnet: Subnet,
+    network: String,
+    members: Vec<Member>,
+    nodes: Vec<Node>,
+    /// The grudge in force, so a caller can ask what is applied.
+    grudge: Mutex<Grudge>,
+    guard: TeardownGuard,
+}
+
+/// Validates a run id: it becomes part of container names and DNS-ish labels.
+pub fn validate_run_id(run_id: &str) -> Result<(), DockerError> {
+    let ok = !run_id.is_empty()
+        && run_id.len() <= 40
+        && run_id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DockerError::InvalidConfig(format!(
+            "run id {run_id:?} must be 1-40 characters of [a-z0-9-]"
+        )))
+    }
+}
+
+/// A fresh run id: the UTC-free local epoch seconds plus randomness, short enough for names.
+pub fn new_run_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{:x}-{:04x}", secs, rand::random::<u16>())
+}
+
+impl DockerCluster {
+    /// Creates the network, volumes and containers and starts every node. On any failure
+    /// everything created so far is removed before the error is returned.
+    pub async fn create(api: DockerApi, config: &DockerClusterConfig) -> Result<Self, DockerError> {
+        validate_run_id(&config.run_id)?;
+        if config.nodes == 0 || config.nodes > MAX_NODES {
+            return Err(DockerError::InvalidConfig(format!(
+                "nodes must be 1..={MAX_NODES}, got {}",
+                config.nodes
+            )));
+        }
+        api.call(
+            "inspect image",
+            &config.image,
+            api.docker().inspect_image(&config.image),
+        )
+        .await?;
+        // The guard exists before the first object does, so a failure at any step below
+        // (or a panic) still removes what was made.
+        let guard = TeardownGuard::new(api.clone(), &config.run_id);
+        let owner = Owner::current();
+        let (subnet, network) = create_network(&api, &config.run_id, &owner).await?;
+        tracing::info!(run_id = config.run_id, %subnet, "created run network");
+
+        let members: Vec<Member> = (1..=config.nodes)
+            .map(|i| {
+                let name = format!("n{i}");
+                Member {
+                    id: NodeId(i),
+                    ip: subnet.node_ip(i).expect("i <= MAX_NODES checked above"),
+                    container: format!("fl-{}-{name}", config.run_id),
+                    net_container: format!("fl-{}-{name}-net", config.run_id),
+                    volume: format!("fl-{}-{name}-data", config.run_id),
+                    name,
+                }
+            })
+            .collect();
+        let peers = members
+            .iter()
+            .map(|m| format!("{}={}:{}", m.id.0, m.ip, config.program.port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes = members
+            .iter()
+            .map(|m| Node {
+                id: m.id,
+                name: m.name.clone(),
+                client_addr: format!("{}:{}", m.ip, config.program.port),
+            })
+            .collect();
+
+        let cluster = Self {
+            api,
+            run_id: config.run_id.clone(),
+            subnet,
+            network,
+            members,
+            nodes,
+            grudge: Mutex::new(Grudge::new()),
+            guard,
+        };
+        let started = try_join_all(cluster.members.iter().map(|m| {
+            let command = config.program.render(m, &peers);
+            cluster.create_member(m, &config.image, command, &owner)
+        }))
+        .await;
+        if let Err(e) = started {
+            if let Err(te) = cluster.teardown().await {
+                tracing::error!(error = %te, "teardown after failed start also failed");
+            }
+            return Err(e);
+        }
+        Ok(cluster)
+    }
+
+    async fn create_member(
+        &self,
+        m: &Member,
+        image: &str,
+        command: Vec<String>,
+        owner: &Owner,
+    ) -> Result<(), DockerError> {
+        let docker = self.api.docker();
+        let mut labels = owner.labels(&self.run_id);
+        labels.insert("faultline.node".into(), m.name.clone());
+
+        self.api
+            .call(
+                "create volume",
+                &m.volume,
+                docker.create_volume(VolumeCreateRequest {
+                    name: Some(m.volume.clone()),
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                }),
+            )
+            .await?;
+
+        let mut net_labels = labels.clone();
+        net_labels.insert("faultline.role".into(), "net".into());
+        let holder = ContainerCreateBody {
+            image: Some(image.to_string()),
+            hostname: Some(m.name.clone()),
+            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            labels: Some(net_labels),
+            host_config: Some(HostConfig {
+                network_mode: Some(self.network.clone()),
+                cap_add: Some(vec!["NET_ADMIN".into()]),
+                // `sleep` ignores SIGTERM as pid 1; init makes removal prompt.
+                init: Some(true),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    self.network.clone(),
+                    EndpointSettings {
+                        ipam_config: Some(EndpointIpamConfig {
+                            ipv4_address: Some(m.ip.to_string()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        self.create_and_start(&m.net_container, holder).await?;
+        // INPUT -> FAULTLINE once; partitions then only rewrite FAULTLINE.
+        self.api
+            .exec(
+                &m.net_container,
+                &[
+                    "sh",
+                    "-c",
+                    &format!("iptables -w -N {CHAIN} && iptables -w -I INPUT -j {CHAIN}"),
+                ],
+            )
+            .await?;
+
+        let mut server_labels = labels;
+        server_labels.insert("faultline.role".into(), "server".into());
+        let server = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(command),
+            labels: Some(server_labels),
+            host_config: Some(HostConfig {
+                network_mode: Some(format!("container:{}", m.net_container)),
+                binds: Some(vec![format!("{}:{DATA_DIR}", m.volume)]),
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(HashMap::from([(
+                        "max-size".to_string(),
+                        CONTAINER_LOG_MAX_SIZE.to_string(),
+                    )])),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.create_and_start(&m.container, server).await
+    }
+
+    async fn create_and_start(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<(), DockerError> {
+        let docker = self.api.docker();
+        self.api
+            .call(
+                "create container",
+                name,
+                docker.create_container(
+                    Some(CreateContainerOptions {
+                        name: Some(name.to_string()),
+                        ..Default::default()
+                    }),
+                    body,
+                ),
+            )
+            .await?;
+        self.api
+            .call(
+                "start container",
+                name,
+                docker.start_container(name, None::<StartContainerOptions>),
+            )
+            .await
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub fn subnet(&self) -> Subnet {
+        self.subnet
+    }
+
+    pub fn network_name(&self) -> &str {
+        &self.network
+    }
+
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn api(&self) -> &DockerApi {
+        &self.api
+    }
+
+    /// The grudge currently applied (empty after `heal`).
+    pub fn current_grudge(&self) -> Grudge {
+        self.grudge.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    pub fn member(&self, id: NodeId) -> Result<&Member, ClusterError> {
+        self.members
+            .iter()
+            .find(|m| m.id == id)
+            .ok_or(ClusterError::UnknownNode(id))
+    }
+
+    /// A handle that tears this cluster down from elsewhere (signal handler, supervisor).
+    pub fn teardown_handle(&self) -> TeardownHandle {
+        self.guard.handle()
+    }
+
+    /// Removes all of the run's containers, the network and the volumes. Idempotent.
+    pub async fn teardown(&self) -> Result<Removed, DockerError> {
+        self.guard.teardown().await
+    }
+
+    /// Runs a command in node `id`'s network namespace (the holder container), e.g. to probe
+    /// reachability or inspect iptables. Works while the server is paused or killed.
+    pub async fn exec_in_netns(&self, id: NodeId, cmd: &[&str]) -> Result<String, ClusterError> {
+        let m = self.member(id)?;
+        self.api
+            .exec(&m.net_container, cmd)
+            .await
+            .map_err(|e| to_cluster_error("exec", &m.net_container, e))
+    }
+
+    /// Waits until every node accepts TCP connections on its client port, polling.
+    pub async fn wait_listening(&self, timeout_ms: u64) -> Result<(), ClusterError> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+        for node in &self.nodes {
+            loop {
+                let attempt = tokio::time::timeout(
+                    std::time::Duration::from_millis(500),
+                    tokio::net::TcpStream::connect(&node.client_addr),
+                )
+                .await;
+                if matches!(attempt, Ok(Ok(_))) {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(ClusterError::Timeout {
+                        op: "wait listening",
+                        target: node.client_addr.clone(),
+                        timeout_ms,
+                    });
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn container_state(&self, container: &str) -> Result<(bool, bool), DockerError> {
+        let info = self
+            .api
+            .call(
+                "inspect container",
+                container,
+                self.api.docker().inspect_container(container, None),
+            )
+            .await?;
+        let state = info.state.unwrap_or_default();
+        Ok((
+            state.running.unwrap_or(false),
+            state.paused.unwrap_or(false),
+        ))
+    }
+
+    async fn apply_rules(&self, m: &Member, grudge: &Grudge) -> Result<(), DockerError> {
+        let mut script = format!("set -e; iptables -w -F {CHAIN}");
+        for from in grudge.drops_from(m.id) {
+            // Unknown ids were rejected before any node was touched.
+            if let Some(src) = self.members.iter().find(|x| x.id == from) {
+                script.push_str(&format!("; iptables -w -A {CHAIN} -s {} -j DROP", src.ip));
+            }
+        }
+        self.api
+            .exec(&m.net_container, &["sh", "-c", &script])
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Picks a free /24 and creates the run's bridge network on it. The network is `internal`:
+/// containers can reach each other and the host's bridge address, but nothing beyond.
+async fn create_network(
+    api: &DockerApi,
+    run_id: &str,
+    owner: &Owner,
+) -> Result<(Subnet, String), DockerError> {
+    let name = format!("fl-{run_id}");
+    let existing = api
+        .call(
+            "list networks",
+            "all",
+            api.docker().list_networks(None::<ListNetworksOptions>),
+        )
+        .await?;
+    let mut taken: Vec<(Ipv4Addr, u8)> = existing
+        .iter()
+        .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
+        .flatten()
+        .filter_map(|c| parse_cidr(c.subnet.as_deref()?))
+        .collect();
+    taken.extend(host_routes());
+
+    let mut attempts = 0;
+    for subnet in Subnet::candidates(run_id) {
+        if taken.iter().any(|&(addr, len)| subnet.overlaps(addr, len)) {
+            continue;
+        }
+        attempts += 1;
+        if attempts > NETWORK_CREATE_ATTEMPTS {
+            break;
+        }
+        let request = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            internal: Some(true),
+            labels: Some(owner.labels(run_id)),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    gateway: Some(subnet.gateway().to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match api
+            .call(
+                "create network",
+                &name,
+                api.docker().create_network(request),
+            )
+            .await
+        {
+            Ok(_) => return Ok((subnet, name)),
+            // Another run took this subnet between our listing and our create: try the next.
+            Err(e) if e.to_string().contains("overlap") => {
+                tracing::debug!(%subnet, "subnet taken concurrently; trying the next");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(DockerError::NoFreeSubnet { attempts })
+}
+
+#[async_trait]
+impl Cluster for DockerCluster {
+    fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    async fn partition(&self, grudge: &Grudge) -> Result<(), ClusterError> {
+        for m in &self.members {
+            for from in grudge.drops_from(m.id) {
+                self.member(from)?;
+            }
+        }
+        // The recorded grudge is what we tried, even if a node failed: heal clears it anyway.
+        if let Ok(mut current) = self.grudge.lock() {
+            *current = grudge.clone();
+        }
+        try_join_all(self.members.iter().map(|m| async move {
+            self.apply_rules(m, grudge)
+                .await
+                .map_err(|e| to_cluster_error("partition", &m.name, e))
+        }))
+        .await
+        .map(|_| ())
+    }
+
+    async fn heal(&self) -> Result<(), ClusterError> {
+        self.partition(&Grudge::new()).await
+    }
+
+    async fn pause(&self, node: NodeId) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        let err = |e| to_cluster_error("pause", &m.name, e);
+        let (running, paused) = self.container_state(&m.container).await.map_err(err)?;
+        if !running || paused {
+            return Ok(());
+        }
+        self.api
+            .call(
+                "pause",
+                &m.container,
+                self.api.docker().pause_container(&m.container),
+            )
+            .await
+            .map_err(err)
+    }
+
+    async fn resume(&self, node: NodeId) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        let err = |e| to_cluster_error("resume", &m.name, e);
+        let (_, paused) = self.container_state(&m.container).await.map_err(err)?;
+        if !paused {
+            return Ok(());
+        }
+        self.api
+            .call(
+                "unpause",
+                &m.container,
+                self.api.docker().unpause_container(&m.container),
+            )
+            .await
+            .map_err(err)
+    }
+
+    async fn kill(&self, node: NodeId) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        let err = |e| to_cluster_error("kill", &m.name, e);
+        let (running, paused) = self.container_state(&m.container).await.map_err(err)?;
+        if !running {
+            return Ok(());
+        }
+        if paused {
+            // Docker refuses to kill a frozen container; thawing first lets it run for the
+            // few milliseconds until SIGKILL lands, which a crash can do anyway.
+            self.api
+                .call(
+                    "unpause",
+                    &m.container,
+                    self.api.docker().unpause_container(&m.container),
+                )
+                .await
+                .map_err(err)?;
+        }
+        let killed = self
+            .api
+            .call(
+                "kill",
+                &m.container,
+                self.api.docker().kill_container(
+                    &m.container,
+                    Some(KillContainerOptions {
+                        signal: "KILL".into(),
+                    }),
+                ),
+            )
+            .await;
+        match killed {
+            // 409: it exited on its own between the inspect and the kill.
+            Err(e) if e.has_status(409) => Ok(()),
+            other => other.map_err(err),
+        }
+    }
+
+    async fn start(&self, node: NodeId) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        let err = |e| to_cluster_error("start", &m.name, e);
+        let (running, _) = self.container_state(&m.container).await.map_err(err)?;
+        if running {
+            return Ok(());
+        }
+        let started = self
+            .api
+            .call(
+                "start",
+                &m.container,
+                self.api
+                    .docker()
+                    .start_container(&m.container, None::<StartContainerOptions>),
+            )
+            .await;
+        match started {
+            Err(e) if e.has_status(304) => Ok(()),
+            other => other.map_err(err),
+        }
+    }
+
+    async fn clock(&self, _node: NodeId, _offset_ms: i64, _rate: f64) -> Result<(), ClusterError> {
+        Err(ClusterError::Unsupported {
+            op: "clock",
+            backend: "docker",
+            reason: "clock faults (libfaketime) are not wired into the Docker backend yet".into(),
+        })
+    }
+
+    async fn logs(&self, node: NodeId, dir: &Path) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        let io_err = |context: String| {
+            move |source| {
+                to_cluster_error(
+                    "logs",
+                    &m.name,
+                    DockerError::Io {
+                        context: context.clone(),
+                        source,
+                    },
+                )
+            }
+        };
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(io_err(format!("create {}", dir.display())))?;
+        let path = dir.join("server.log");
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(io_err(format!("create {}", path.display())))?;
+        let copy = async {
+            let mut stream = self.api.docker().logs(
+                &m.container,
+                Some(LogsOptions {
+                    stdout: true,
+                    stderr: true,
+                    timestamps: true,
+                    tail: "all".into(),
+                    ..Default::default()
+                }),
+            );
+            let mut written = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let bytes = chunk?.into_bytes();
+                if written + bytes.len() as u64 > LOG_COPY_LIMIT_BYTES {
+                    tracing::warn!(node = m.name, "log copy truncated at limit");
+                    break;
+                }
+                written += bytes.len() as u64;
+                // A write error surfaces below through flush; keep reading the daemon bounded.
+                if file.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<_, bollard::errors::Error>(())
+        };
+        self.api
+            .call("logs", &m.container, copy)
+            .await
+            .map_err(|e| to_cluster_error("logs", &m.name, e))?;
+        file.flush()
+            .await
+            .map_err(io_err(format!("write {}", path.display())))
+    }
+}
+
+/// Tears a run down by id, without a cluster value (e.g. from a supervisor after a crash).
+pub async fn teardown(api: &DockerApi, run_id: &str) -> Result<Removed, DockerError> {
+    teardown_run(api, run_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_name_safe() {
+        assert!(validate_run_id("a1-b2").is_ok());
+        assert!(validate_run_id(&new_run_id()).is_ok());
+        for bad in ["", "UPPER", "a_b", "a/b", &"x".repeat(41)] {
+            assert!(validate_run_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn raftkv_command_is_rendered_per_node() {
+        let program = NodeProgram::raftkv(8080, Some("stale-read"));
+        let m = Member {
+            id: NodeId(2),
+            name: "n2".into(),
+            ip: Ipv4Addr::new(10, 213, 1, 12),
+            container: "c".into(),
+            net_container: "c-net".into(),
+            volume: "v".into(),
+        };
+        let cmd = program.render(&m, "1=10.213.1.11:8080,2=10.213.1.12:8080");
+        assert_eq!(
+            cmd,
+            [
+                "raftkv",
+                "--id",
+                "2",
+                "--peers",
+                "1=10.213.1.11:8080,2=10.213.1.12:8080",
+                "--data-dir",
+                "/data",
+                "--listen",
+                "0.0.0.0:8080",
+                "--bug",
+                "stale-read"
+            ]
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! `TestConfig`: everything that describes one `faultline test` run, as data. It is written
+//! to the run's `config.json`, so a run can be repeated from its results folder; and
+//! `TestArgs`, the command-line flags that build it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use faultline_nemeses::FaultKind;
+use faultline_workloads::Workload;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::units::parse_duration;
+
+/// The system under test. Only the bundled raftkv server for now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    #[default]
+    Raftkv,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Raftkv => "raftkv",
+        }
+    }
+}
+
+/// One test run, fully described. Durations are in milliseconds (names say so).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TestConfig {
+    /// Folder name under the results directory; default `<target>-<workload>`.
+    pub name: String,
+    pub target: Target,
+    pub workload: Workload,
+    /// Fault kinds the nemesis draws from; empty: no faults.
+    pub nemesis: Vec<FaultKind>,
+    pub nemesis_interval_ms: u64,
+    pub nodes: u32,
+    /// How long clients (and the nemesis) run, before healing and final reads.
+    pub time_limit_ms: u64,
+    /// Target operations per second over all clients.
+    pub rate_per_s: f64,
+    /// Client tasks (logical processes in flight at once).
+    pub concurrency: usize,
+    /// Time one client request may take before it is recorded as unknown (`info`).
+    pub op_timeout_ms: u64,
+    /// raftkv's planted bugs to switch on (`--bug stale-read`).
+    pub bugs: Vec<String>,
+    /// Seeds the generators and the nemesis; printed so a run can be repeated.
+    pub seed: u64,
+    pub results_dir: PathBuf,
+    /// After the heal, before the final reads: time for the cluster to elect a leader and
+    /// catch up.
+    pub quiet_period_ms: u64,
+    /// Longest wait for a leader, at start and before the final reads.
+    pub leader_wait_ms: u64,
+    /// Budget for all final reads.
+    pub final_reads_ms: u64,
+    /// Budget for the linearizability check; over it the verdict is `unknown`.
+    pub check_timeout_ms: u64,
+}
+
+impl Default for TestConfig {
+    fn default() -> TestConfig {
+        TestConfig {
+            name: String::new(),
+            target: Target::Raftkv,
+            workload: Workload::Register,
+            nemesis: vec![FaultKind::Partition, FaultKind::Kill],
+            nemesis_interval_ms: 10_000,
+            nodes: 5,
+            time_limit_ms: 60_000,
+            rate_per_s: 100.0,
+            concurrency: 10,
+            op_timeout_ms: 2_000,
+            bugs: Vec::new(),
+            seed: 0,
+            results_dir: PathBuf::from("results"),
+            quiet_period_ms: 5_000,
+            leader_wait_ms: 30_000,
+            final_reads_ms: 30_000,
+            check_timeout_ms: 300_000,
+        }
+    }
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, thiserror::Error)]
+#[error("bad test configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Upper bounds that keep a typo from launching something absurd.
+const MAX_NODES: u32 = 15;
+const MAX_CONCURRENCY: usize = 1_024;
+const MAX_RATE_PER_S: f64 = 100_000.0;
+
+impl TestConfig {
+    /// The results folder name: `name`, or `<target>-<workload>`.
+    pub fn test_name(&self) -> String {
+        if self.name.is_empty() {
+            format!("{}-{}", self.target.name(), self.workload)
+        } else {
+            self.name.clone()
+        }
+    }
+
+    pub fn time_limit(&self) -> Duration {
+        Duration::from_millis(self.time_limit_ms)
+    }
+
+    /// Checks bounds; every message says which setting and what is allowed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
+        if self.nodes == 0 || self.nodes > MAX_NODES {
+            return bad(format!("nodes must be 1..={MAX_NODES}, got {}", self.nodes));
+        }
+        if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
+            return bad(format!(
+                "concurrency must be 1..={MAX_CONCURRENCY}, got {}",
+                self.concurrency
+            ));
+        }
+        if !(self.rate_per_s > 0.0 && self.rate_per_s <= MAX_RATE_PER_S) {
+            return bad(format!(
+                "rate must be in (0, {MAX_RATE_PER_S}] ops/s, got {}",
+                self.rate_per_s
+            ));
+        }
+        if self.time_limit_ms == 0 {
+            return bad("time limit must be positive".into());
+        }
+        if self.op_timeout_ms == 0 {
+            return bad("op timeout must be positive".into());
+        }
+        if !self.nemesis.is_empty() && self.nemesis_interval_ms == 0 {
+            return bad("nemesis interval must be positive".into());
+        }
+        let name = self.test_name();
+        if name.is_empty()
+            || name.len() > 100
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            || name.starts_with('.')
+        {
+            return bad(format!(
+                "test name {name:?} must be 1-100 characters of [A-Za-z0-9._-], not starting with '.'"
+            ));
+        }
+        for bug in &self.bugs {
+            if bug.is_empty()
+                || !bug
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return bad(format!("bug name {bug:?} must be [a-z0-9-]"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `--nemesis` value: a comma-separated list of fault kinds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NemesisList(pub Vec<FaultKind>);
+
+fn parse_nemesis(s: &str) -> Result<NemesisList, String> {
+    FaultKind::parse_list(s)
+        .map(NemesisList)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_workload(s: &str) -> Result<Workload, String> {
+    s.parse()
+        .map_err(|e: faultline_workloads::workload::UnknownWorkload| e.to_string())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Flags of `faultline test`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct TestArgs {
+    /// Workload: register (read/write/cas on a few keys), kv (many keys), lock (leases and
+    /// fenced writes).
+    #[arg(long, default_value = "register", value_parser = parse_workload)]
+    pub workload: Workload,
+    /// Faults to inject, comma-separated: partition, kill; or none.
+    #[arg(long, default_value = "partition,kill", value_parser = parse_nemesis)]
+    pub nemesis: NemesisList,
+    /// Time between starting a fault and stopping it (and between faults).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub nemesis_interval: Duration,
+    /// Nodes in the cluster.
+    #[arg(long, default_value_t = 5)]
+    pub nodes: u32,
+    /// How long clients run under faults.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// Target operations per second, over all clients.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// Time one request may take before its outcome is recorded as unknown.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub op_timeout: Duration,
+    /// Switch on a planted raftkv bug (repeatable): stale-read, lost-ack, ...
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<String>,
+    /// Seed for generators and nemesis (default: random, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where run folders go.
+    #[arg(long, default_value = "results")]
+    pub results_dir: PathBuf,
+    /// Name of the test's folder (default: <target>-<workload>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Time limit of the linearizability check (then the verdict is unknown).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub check_timeout: Duration,
+}
+
+impl TestArgs {
+    /// The run's configuration; draws a random seed if none was given.
+    pub fn to_config(&self) -> TestConfig {
+        TestConfig {
+            name: self.name.clone().unwrap_or_default(),
+            workload: self.workload,
+            nemesis: self.nemesis.0.clone(),
+            nemesis_interval_ms: millis(self.nemesis_interval),
+            nodes: self.nodes,
+            time_limit_ms: millis(self.time_limit),
+            rate_per_s: self.rate,
+            concurrency: self.concurrency,
+            op_timeout_ms: millis(self.op_timeout),
+            bugs: self.bugs.clone(),
+            seed: self.seed.unwrap_or_else(rand::random),
+            results_dir: self.results_dir.clone(),
+            check_timeout_ms: millis(self.check_timeout),
+            ..TestConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TestArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<TestConfig, clap::Error> {
+        let mut full = vec!["faultline"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).map(|c| c.args.to_config())
+    }
+
+    #[test]
+    fn defaults_match_the_issue() {
+        let c = parse(&["--seed", "7"]).unwrap();
+        assert_eq!(c.workload, Workload::Register);
+        assert_eq!(c.nemesis, vec![FaultKind::Partition, FaultKind::Kill]);
+        assert_eq!(c.nemesis_interval_ms, 10_000);
+        assert_eq!(c.nodes, 5);
+        assert_eq!(c.time_limit_ms, 60_000);
+        assert_eq!(c.rate_per_s, 100.0);
+        assert_eq!(c.concurrency, 10);
+        assert_eq!(c.seed, 7);
+        assert_eq!(c.test_name(), "raftkv-register");
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn flags_build_the_config() {
+        let c = parse(&[
+            "--workload",
+            "lock",
+            "--nemesis",
+            "kill",
+            "--nemesis-interval",
+            "2s",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "1m30s",
+            "--rate",
+            "50",
+            "--concurrency",
+            "4",
+            "--bug",
+            "stale-read",
+            "--bug",
+            "lost-ack",
+            "--name",
+            "t1",
+        ])
+        .unwrap();
+        assert_eq!(c.workload, Workload::Lock);
+        assert_eq!(c.nemesis, vec![FaultKind::Kill]);
+        assert_eq!(c.nemesis_interval_ms, 2_000);
+        assert_eq!(c.nodes, 3);
+        assert_eq!(c.time_limit_ms, 90_000);
+        assert_eq!(c.bugs, vec!["stale-read", "lost-ack"]);
+        assert_eq!(c.test_name(), "t1");
+        let none = parse(&["--nemesis", "none"]).unwrap();
+        assert!(none.nemesis.is_empty());
+        assert!(parse(&["--nemesis", "clock"]).is_err());
+        assert!(parse(&["--workload", "bank"]).is_err());
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let mut c = TestConfig::default();
+        c.nodes = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("nodes"));
+        let mut c = TestConfig::default();
+        c.name = "../etc".into();
+        assert!(c.validate().unwrap_err().to_string().contains("test name"));
+        let mut c = TestConfig::default();
+        c.rate_per_s = f64::NAN;
+        assert!(c.validate().unwrap_err().to_string().contains("rate"));
+        let mut c = TestConfig::default();
+        c.bugs = vec!["Bad Bug".into()];
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn config_round_trips_through_json_and_fills_defaults() {
+        let c = TestConfig {
+            seed: 99,
+            bugs: vec!["stale-read".into()],
+            ..TestConfig::default()
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        let back: TestConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c);
+        let partial: TestConfig = serde_json::from_str(r#"{"workload":"kv","seed":3}"#).unwrap();
+        assert_eq!(partial.workload, Workload::Kv);
+        assert_eq!(partial.nodes, 5);
+        assert!(json.contains(r#""nemesis":["partition","kill"]"#), "{json}");
+    }
+}

@@ -1,0 +1,79 @@
+//! Starting the Docker backend for a run: removes what dead earlier runs left behind,
+//! makes sure the node image exists (building it on first use, with progress), creates
+//! the cluster and waits until every node listens. The cluster's own guard tears it down
+//! if the harness panics; SIGKILL leftovers are removed by the next run's cleanup here.
+
+use std::sync::Arc;
+
+use crate::docker::{
+    cleanup_stale_runs, new_run_id, DockerApi, DockerCluster, DockerClusterConfig, NodeProgram,
+    DEFAULT_CALL_TIMEOUT_MS,
+};
+use crate::image::{default_raftkv_binary, ensure_node_image, ImageProgress};
+
+use super::config::TestConfig;
+use super::progress::LiveProgress;
+use super::results::RunDir;
+
+/// Port raftkv listens on inside each node.
+pub const RAFTKV_PORT: u16 = 8080;
+/// Longest wait for every node to accept connections after the containers start.
+const LISTEN_TIMEOUT_MS: u64 = 60_000;
+
+/// Starts a raftkv cluster in Docker for `config`.
+pub async fn start(
+    config: &TestConfig,
+    dir: &RunDir,
+    progress: &LiveProgress,
+) -> anyhow::Result<Arc<DockerCluster>> {
+    progress.phase("connecting to Docker");
+    let api = DockerApi::connect(DEFAULT_CALL_TIMEOUT_MS).await?;
+    match cleanup_stale_runs(&api).await {
+        Ok(removed) if !removed.is_empty() => {
+            dir.log(&format!(
+                "removed leftovers of dead runs: {}",
+                removed.join(", ")
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cleaning up earlier runs: {e}"),
+    }
+    let Some(binary) = default_raftkv_binary() else {
+        anyhow::bail!(
+            "no raftkv binary found beside this executable: run `cargo build --release -p raftkv`"
+        );
+    };
+    progress.phase("node image");
+    let report = |p: ImageProgress| match p {
+        ImageProgress::Step(step) => {
+            progress.println(&format!("==> {step}"));
+            progress.phase(&format!("image: {step}"));
+        }
+        ImageProgress::Line(line) => progress.phase(&format!("image: {line}")),
+        ImageProgress::Cached(_) => {}
+        ImageProgress::Built { tag, elapsed_ms } => {
+            progress.println(&format!(
+                "built {tag} in {:.1} s",
+                elapsed_ms as f64 / 1000.0
+            ));
+        }
+    };
+    let image = ensure_node_image(&api, &binary, &report).await?;
+    dir.log(&format!("node image {} ({})", image.tag, image.id));
+    let bugs = config.bugs.join(",");
+    let cluster_config = DockerClusterConfig {
+        run_id: new_run_id(),
+        image: image.tag,
+        nodes: config.nodes,
+        program: NodeProgram::raftkv(RAFTKV_PORT, (!bugs.is_empty()).then_some(bugs.as_str())),
+    };
+    progress.phase(&format!("starting {} nodes", config.nodes));
+    let cluster = DockerCluster::create(api, &cluster_config).await?;
+    dir.log(&format!("cluster run id {}", cluster.run_id()));
+    let cluster = Arc::new(cluster);
+    if let Err(e) = cluster.wait_listening(LISTEN_TIMEOUT_MS).await {
+        let _ = cluster.teardown().await;
+        return Err(e.into());
+    }
+    Ok(cluster)
+}

@@ -1,0 +1,250 @@
+//! `exercise`: the active part of a run on a cluster that is already up. Waits for a
+//! leader, runs the clients and the nemesis schedule for the time limit, stops the clients,
+//! heals (always, also on cancel), lets the cluster settle, does the final reads, closes
+//! the history and copies the node logs. Backend-agnostic: it sees only the `Cluster`
+//! trait, so tests drive it with an in-process cluster.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faultline_nemeses::{Cluster, Nemesis, Schedule, ScheduleConfig, ScheduleReport};
+use faultline_workloads::runner::FinalReads;
+use faultline_workloads::{
+    CountsSnapshot, KeySpace, RaftKvClient, Recorder, Runner, RunnerConfig, RunnerReport,
+};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::adapters::{HistoryLog, RaftKvLeader};
+use super::config::TestConfig;
+use super::progress::LiveProgress;
+use super::results::RunDir;
+
+/// Time allowed to copy one node's logs.
+const LOGS_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pause between leader probes while waiting for one.
+const LEADER_POLL: Duration = Duration::from_millis(250);
+
+/// Why a run could not be carried out (as opposed to a verdict about the system).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no leader elected within {waited_ms} ms (nodes: {nodes})")]
+    NoLeader { waited_ms: u64, nodes: String },
+    #[error("raftkv client: {0}")]
+    Client(#[from] faultline_workloads::raftkv::RaftKvError),
+    #[error("history: {0}")]
+    Recorder(#[from] faultline_workloads::RecorderError),
+    #[error("cancelled before the workload started")]
+    Cancelled,
+}
+
+/// What the active part of the run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Exercised {
+    pub counts: CountsSnapshot,
+    pub events_written: u64,
+    pub ops_issued: u64,
+    pub final_reads_ok: usize,
+    pub final_reads_failed: Vec<String>,
+    pub faults_started: std::collections::BTreeMap<String, u64>,
+    pub fault_failures: u64,
+    pub heal_errors: Vec<String>,
+    pub restarted_at_heal: Vec<String>,
+    pub log_errors: Vec<String>,
+    /// Ctrl-C (or the caller) stopped the run early; the final reads were skipped.
+    pub cancelled: bool,
+    pub workload_ms: u64,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Polls the cluster until a leader is known, at most `wait`, or until cancelled.
+pub async fn wait_for_leader(
+    client: &RaftKvClient,
+    wait: Duration,
+    cancel: &mut watch::Receiver<bool>,
+) -> Option<usize> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(l) = client.leader().await {
+            return Some(l);
+        }
+        if tokio::time::Instant::now() >= deadline || *cancel.borrow() {
+            return None;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LEADER_POLL) => {}
+            _ = cancel.wait_for(|c| *c) => return None,
+        }
+    }
+}
+
+/// Sleeps for `d` unless cancelled first; returns whether it was cancelled.
+async fn sleep_or_cancel(d: Duration, cancel: &mut watch::Receiver<bool>) -> bool {
+    if *cancel.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        // A dropped sender means nobody can cancel any more: keep sleeping.
+        r = cancel.wait_for(|c| *c) => match r {
+            Ok(_) => true,
+            Err(_) => {
+                tokio::time::sleep(d).await;
+                false
+            }
+        },
+    }
+}
+
+/// Runs the workload and the nemesis on `cluster`, writing `history.jsonl` into `dir`.
+/// `cancel` becoming true stops the run early (it still heals and closes the history).
+pub async fn exercise(
+    config: &TestConfig,
+    dir: &RunDir,
+    cluster: Arc<dyn Cluster>,
+    progress: &mut LiveProgress,
+    mut cancel: watch::Receiver<bool>,
+) -> Result<Exercised, RunError> {
+    let nodes = cluster.nodes().to_vec();
+    let addrs: Vec<&str> = nodes.iter().map(|n| n.client_addr.as_str()).collect();
+    let client = RaftKvClient::new(&addrs)?;
+
+    progress.phase("waiting for a leader");
+    let leader_wait = Duration::from_millis(config.leader_wait_ms);
+    let Some(leader) = wait_for_leader(&client, leader_wait, &mut cancel).await else {
+        if *cancel.borrow() {
+            return Err(RunError::Cancelled);
+        }
+        return Err(RunError::NoLeader {
+            waited_ms: config.leader_wait_ms,
+            nodes: addrs.join(", "),
+        });
+    };
+    dir.log(&format!("leader: {}", nodes[leader].name));
+
+    let recorder = Recorder::create(&dir.history(), Instant::now())?;
+    let runner = Arc::new(Runner::new(
+        Arc::new(client.clone()),
+        KeySpace::new(config.workload),
+        recorder.handle(),
+        RunnerConfig {
+            concurrency: config.concurrency,
+            rate_per_s: config.rate_per_s,
+            op_timeout: Duration::from_millis(config.op_timeout_ms),
+            seed: config.seed,
+        },
+    ));
+    let probe = Arc::new(RaftKvLeader {
+        client: client.clone(),
+        ids: nodes.iter().map(|n| n.id).collect(),
+    });
+    let schedule = Schedule::new(
+        Nemesis::new(cluster.clone(), Some(probe), config.seed),
+        ScheduleConfig {
+            kinds: config.nemesis.clone(),
+            interval: Duration::from_millis(config.nemesis_interval_ms),
+            seed: config.seed,
+        },
+        Arc::new(HistoryLog(recorder.handle())),
+    );
+    progress.follow(
+        recorder.handle().counts().clone(),
+        schedule.current(),
+        config.time_limit(),
+    );
+
+    // Clients stop first; the nemesis then stops its fault and heals.
+    let (clients_stop, clients_rx) = watch::channel(false);
+    let (nemesis_stop, nemesis_rx) = watch::channel(false);
+    let started = Instant::now();
+    dir.log(&format!(
+        "workload {} for {} ms; nemesis {:?} every {} ms; seed {}",
+        config.workload,
+        config.time_limit_ms,
+        config.nemesis,
+        config.nemesis_interval_ms,
+        config.seed
+    ));
+    let nemesis_task = tokio::spawn(schedule.run(nemesis_rx));
+    let clients = runner.clone();
+    let clients_task = tokio::spawn(async move { clients.run(clients_rx).await });
+
+    let cancelled = sleep_or_cancel(config.time_limit(), &mut cancel).await;
+    let _ = clients_stop.send(true);
+    progress.phase("stopping clients");
+    let report: RunnerReport = clients_task.await.unwrap_or_else(|e| {
+        tracing::error!("client phase ended abnormally: {e}");
+        RunnerReport::default()
+    });
+    let workload_ms = millis(started.elapsed());
+    progress.phase("healing");
+    let _ = nemesis_stop.send(true);
+    let nemesis: ScheduleReport = nemesis_task.await.unwrap_or_else(|e| {
+        tracing::error!("nemesis ended abnormally: {e}");
+        ScheduleReport::default()
+    });
+    dir.log(&format!(
+        "workload stopped after {workload_ms} ms, {} ops; nemesis started {:?}, {} failures",
+        report.ops, nemesis.started, nemesis.failures
+    ));
+    if !nemesis.heal.errors.is_empty() {
+        dir.log(&format!("heal errors: {}", nemesis.heal.errors.join("; ")));
+    }
+
+    let mut finals = FinalReads::default();
+    let cancelled = cancelled || {
+        progress.phase("quiet period");
+        sleep_or_cancel(Duration::from_millis(config.quiet_period_ms), &mut cancel).await
+    };
+    if !cancelled {
+        progress.phase("waiting for a leader before final reads");
+        if wait_for_leader(&client, leader_wait, &mut cancel)
+            .await
+            .is_none()
+        {
+            dir.log("no leader before the final reads; trying anyway");
+        }
+        progress.phase("final reads");
+        finals = runner
+            .final_reads(
+                report.next_process,
+                Duration::from_millis(config.final_reads_ms),
+            )
+            .await;
+    }
+    let counts = recorder.handle().counts().snapshot();
+    let events_written = recorder.close().await?;
+
+    progress.phase("copying node logs");
+    let mut log_errors = Vec::new();
+    for node in &nodes {
+        let to = dir.nodes().join(&node.name);
+        match tokio::time::timeout(LOGS_TIMEOUT, cluster.logs(node.id, &to)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log_errors.push(format!("{}: {e}", node.name)),
+            Err(_) => log_errors.push(format!("{}: timed out copying logs", node.name)),
+        }
+    }
+    Ok(Exercised {
+        counts,
+        events_written,
+        ops_issued: report.ops,
+        final_reads_ok: finals.read.len(),
+        final_reads_failed: finals.unread,
+        faults_started: nemesis.started,
+        fault_failures: nemesis.failures,
+        heal_errors: nemesis.heal.errors,
+        restarted_at_heal: nemesis
+            .heal
+            .restarted
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        log_errors,
+        cancelled,
+        workload_ms,
+    })
+}

@@ -1,0 +1,295 @@
+//! `faultline test`: one run, end to end. A run is data ([`TestConfig`], saved as the
+//! run's `config.json`); the steps are:
+//!
+//! 1. create `results/<test>/<timestamp>/` and the `latest` links ([`results`]);
+//! 2. start the cluster (Docker backend: [`docker`]);
+//! 3. [`exercise`]: wait for a leader, clients + nemesis for the time limit, heal, quiet
+//!    period, final reads; the history streams into `history.jsonl` as it happens;
+//!    node logs are copied to `nodes/<node>/`;
+//! 4. tear the cluster down;
+//! 5. [`judge`]: check the history with the workload's checkers, write `results.json`.
+//!
+//! Ctrl-C stops the run early but still heals, tears down, and judges what was recorded.
+//! Exit codes: 0 valid, 1 invalid, 2 unknown, 3 the run itself failed.
+
+pub mod adapters;
+pub mod config;
+pub mod docker;
+pub mod exercise;
+pub mod judge;
+pub mod progress;
+pub mod results;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faultline_nemeses::Cluster;
+use serde::Serialize;
+use tokio::sync::watch;
+
+pub use config::{TestArgs, TestConfig};
+pub use exercise::{Exercised, RunError};
+pub use judge::{Judgement, RunVerdict};
+pub use results::RunDir;
+
+use progress::LiveProgress;
+
+/// How a run ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunOutcome {
+    pub verdict: RunVerdict,
+    pub test: String,
+    pub run_dir: PathBuf,
+    pub seed: u64,
+    /// Why the run failed, when `verdict` is `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exercised: Option<Exercised>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judgement: Option<Judgement>,
+    pub total_ms: u64,
+}
+
+impl RunOutcome {
+    pub fn exit_code(&self) -> u8 {
+        self.verdict.exit_code()
+    }
+
+    /// The verdict line: `valid  results/raftkv-register/20261123T112233  seed 42  ...`.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{}  {}  seed {}",
+            self.verdict.name(),
+            self.run_dir.display(),
+            self.seed
+        );
+        if let Some(x) = &self.exercised {
+            s.push_str(&format!(
+                "  ops {} (ok {}, fail {}, info {})",
+                x.counts.invoke, x.counts.ok, x.counts.fail, x.counts.info
+            ));
+            if x.cancelled {
+                s.push_str("  [cancelled]");
+            }
+        }
+        if let Some(j) = &self.judgement {
+            s.push_str(&format!("  {}", j.reason()));
+        }
+        if let Some(e) = &self.error {
+            s.push_str(&format!("  error: {e}"));
+        }
+        s
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A watch that turns true on Ctrl-C (SIGINT) or SIGTERM.
+fn cancel_on_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::warn!("signal received: stopping the run (healing and tearing down)");
+        let _ = tx.send(true);
+        // Keep the sender alive so receivers do not see a closed channel.
+        std::future::pending::<()>().await;
+    });
+    rx
+}
+
+/// Runs one test against a Docker cluster of the target. Errors only for a results
+/// folder that cannot be created; every other failure is an outcome with verdict
+/// `error` (exit code 3) and is recorded in the folder.
+pub async fn run_test(config: TestConfig) -> anyhow::Result<RunOutcome> {
+    config.validate()?;
+    let started = Instant::now();
+    let dir = RunDir::create(&config)?;
+    let progress = LiveProgress::new();
+    let cancel = cancel_on_signal();
+    let cluster = match docker::start(&config, &dir, &progress).await {
+        Ok(c) => c,
+        Err(e) => {
+            progress.finish();
+            return Ok(failed(&config, &dir, started, format!("{e:#}"), None));
+        }
+    };
+    let exercised = run_exercise(&config, &dir, cluster.clone(), progress, cancel).await;
+    // Teardown before judging: the check may take minutes and needs no cluster.
+    if let Err(e) = cluster.teardown().await {
+        dir.log(&format!("teardown failed: {e}"));
+        tracing::warn!("teardown: {e}");
+    }
+    Ok(conclude(&config, &dir, started, exercised).await)
+}
+
+/// Runs one test on a cluster that is already up (any backend; tests use an in-process
+/// one). Creates the results folder, exercises the cluster and judges the history; does
+/// not tear the cluster down.
+pub async fn run_with_cluster(
+    config: TestConfig,
+    cluster: Arc<dyn Cluster>,
+    cancel: watch::Receiver<bool>,
+) -> anyhow::Result<RunOutcome> {
+    config.validate()?;
+    let started = Instant::now();
+    let dir = RunDir::create(&config)?;
+    let progress = LiveProgress::new();
+    let exercised = run_exercise(&config, &dir, cluster, progress, cancel).await;
+    Ok(conclude(&config, &dir, started, exercised).await)
+}
+
+async fn run_exercise(
+    config: &TestConfig,
+    dir: &RunDir,
+    cluster: Arc<dyn Cluster>,
+    mut progress: LiveProgress,
+    cancel: watch::Receiver<bool>,
+) -> Result<Exercised, RunError> {
+    let r = exercise::exercise(config, dir, cluster, &mut progress, cancel).await;
+    progress.finish();
+    r
+}
+
+/// Judges the history (if the run got that far) and writes `results.json`.
+async fn conclude(
+    config: &TestConfig,
+    dir: &RunDir,
+    started: Instant,
+    exercised: Result<Exercised, RunError>,
+) -> RunOutcome {
+    let exercised = match exercised {
+        Ok(x) => x,
+        Err(e) => return failed(config, dir, started, e.to_string(), None),
+    };
+    let progress = LiveProgress::new();
+    progress.phase("checking the history");
+    let path = dir.history();
+    let workload = config.workload;
+    let timeout = Duration::from_millis(config.check_timeout_ms);
+    let judged = tokio::task::spawn_blocking(move || judge::judge(&path, workload, timeout)).await;
+    progress.finish();
+    let judgement = match judged {
+        Ok(Ok(j)) => j,
+        Ok(Err(e)) => {
+            return failed(
+                config,
+                dir,
+                started,
+                format!("history: {e}"),
+                Some(exercised),
+            )
+        }
+        Err(e) => {
+            return failed(
+                config,
+                dir,
+                started,
+                format!("checker crashed: {e}"),
+                Some(exercised),
+            )
+        }
+    };
+    let outcome = RunOutcome {
+        verdict: judgement.verdict,
+        test: config.test_name(),
+        run_dir: dir.path().to_path_buf(),
+        seed: config.seed,
+        error: None,
+        exercised: Some(exercised),
+        judgement: Some(judgement),
+        total_ms: millis(started.elapsed()),
+    };
+    write_results(dir, &outcome);
+    outcome
+}
+
+fn failed(
+    config: &TestConfig,
+    dir: &RunDir,
+    started: Instant,
+    error: String,
+    exercised: Option<Exercised>,
+) -> RunOutcome {
+    dir.log(&format!("run failed: {error}"));
+    let outcome = RunOutcome {
+        verdict: RunVerdict::Error,
+        test: config.test_name(),
+        run_dir: dir.path().to_path_buf(),
+        seed: config.seed,
+        error: Some(error),
+        exercised,
+        judgement: None,
+        total_ms: millis(started.elapsed()),
+    };
+    write_results(dir, &outcome);
+    outcome
+}
+
+fn write_results(dir: &RunDir, outcome: &RunOutcome) {
+    if let Err(e) = dir.write_json("results.json", outcome) {
+        tracing::error!("writing results.json: {e}");
+    }
+    dir.log(&format!("verdict: {}", outcome.verdict.name()));
+}
+
+/// `faultline test`: builds the config from flags, runs it on a fresh runtime, prints the
+/// seed and the verdict line, and returns the exit code.
+pub fn command(args: TestArgs) -> ExitCode {
+    let config = args.to_config();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(RunVerdict::Error.exit_code());
+        }
+    };
+    eprintln!(
+        "faultline test: {} on {} nodes, nemesis {}, seed {} (repeat with --seed {})",
+        config.workload,
+        config.nodes,
+        if config.nemesis.is_empty() {
+            "none".to_string()
+        } else {
+            config
+                .nemesis
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(",")
+        },
+        config.seed,
+        config.seed
+    );
+    match runtime.block_on(run_test(config)) {
+        Ok(outcome) => {
+            println!("{}", outcome.summary());
+            ExitCode::from(outcome.exit_code())
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(RunVerdict::Error.exit_code())
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! `LiveProgress`: one line on stderr while a test runs: elapsed time, operations done,
+//! ok/fail/info counts and the fault in effect. Drawn by indicatif, which hides it when
+//! stderr is not a terminal (CI logs stay clean).
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faultline_workloads::Counts;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::watch;
+
+/// How often the line is redrawn.
+const TICK: Duration = Duration::from_millis(250);
+
+/// The progress line; [`LiveProgress::finish`] clears it.
+pub struct LiveProgress {
+    bar: ProgressBar,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LiveProgress {
+    /// A spinner with a message; used for phases without counters (start, check).
+    pub fn new() -> LiveProgress {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(None, target);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        LiveProgress { bar, task: None }
+    }
+
+    /// Shows a phase (`starting cluster`, `final reads`, ...).
+    pub fn phase(&self, msg: &str) {
+        self.stop_counters();
+        self.bar.set_message(msg.to_string());
+    }
+
+    /// A line printed above the bar (or plainly when hidden: then not at all).
+    pub fn println(&self, line: &str) {
+        self.bar.println(line);
+    }
+
+    /// Follows the run's counters and current fault until the next phase.
+    pub fn follow(
+        &mut self,
+        counts: Arc<Counts>,
+        faults: watch::Receiver<String>,
+        limit: Duration,
+    ) {
+        self.stop_counters();
+        let bar = self.bar.clone();
+        let started = Instant::now();
+        self.task = Some(tokio::spawn(async move {
+            loop {
+                let c = counts.snapshot();
+                let done = c.ok + c.fail + c.info;
+                bar.set_message(format!(
+                    "{:>5.1}s/{:.0}s  ops {done}  ok {}  fail {}  info {}  faults: {}",
+                    started.elapsed().as_secs_f64(),
+                    limit.as_secs_f64(),
+                    c.ok,
+                    c.fail,
+                    c.info,
+                    faults.borrow().as_str()
+                ));
+                tokio::time::sleep(TICK).await;
+            }
+        }));
+    }
+
+    fn stop_counters(&self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+
+    pub fn finish(mut self) {
+        self.stop_counters();
+        self.task = None;
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Default for LiveProgress {
+    fn default() -> LiveProgress {
+        LiveProgress::new()
+    }
+}
+
+impl Drop for LiveProgress {
+    fn drop(&mut self) {
+        self.stop_counters();
+    }
+}

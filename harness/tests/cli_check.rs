@@ -1,0 +1,267 @@
+//! `faultline check` end to end: the built binary on corpus files, on generated fencing
+//! histories and on malformed input; exit codes, messages and JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn corpus() -> PathBuf {
+    if let Ok(dir) = std::env::var("FAULTLINE_CORPUS") {
+        return PathBuf::from(dir).join("porcupine");
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        manifest.join("../../shared/corpus/porcupine"),
+        manifest.join("../corpus/porcupine"),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.join("verdicts.tsv").is_file())
+        .cloned()
+        .unwrap_or_else(|| panic!("corpus not found; looked in {candidates:?}"))
+}
+
+fn faultline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run faultline")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn corpus_file(name: &str) -> String {
+    corpus().join(name).to_string_lossy().into_owned()
+}
+
+fn temp_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn invalid_etcd_log_exits_1_with_counterexample() {
+    let o = faultline(&[
+        "check",
+        &corpus_file("etcd/etcd_000.log"),
+        "--model",
+        "cas-register",
+    ]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("cas-register: invalid"), "{out}");
+    assert!(out.contains("cannot take effect next"), "{out}");
+}
+
+#[test]
+fn kv_corpus_verdicts_and_json() {
+    let ok = faultline(&[
+        "check",
+        &corpus_file("kv/c10-ok.txt"),
+        "--model",
+        "kv",
+        "--initial",
+        "\"\"",
+        "--json",
+    ]);
+    assert_eq!(code(&ok), 0, "{}{}", stdout(&ok), stderr(&ok));
+    let j: serde_json::Value = serde_json::from_str(stdout(&ok).trim()).unwrap();
+    assert_eq!(j["verdict"], "valid");
+    assert_eq!(j["model"], "kv");
+    assert_eq!(j["stats"]["partitions"], 10);
+
+    let bad = faultline(&[
+        "check",
+        &corpus_file("kv/c01-bad.txt"),
+        "--model",
+        "kv",
+        "--initial",
+        "\"\"",
+        "--json",
+    ]);
+    assert_eq!(code(&bad), 1, "{}{}", stdout(&bad), stderr(&bad));
+    let j: serde_json::Value = serde_json::from_str(stdout(&bad).trim()).unwrap();
+    assert_eq!(j["verdict"], "invalid");
+}
+
+#[test]
+fn memory_limit_gives_unknown() {
+    // etcd_002 needs megabytes of memo; one KiB is not enough.
+    let o = faultline(&[
+        "check",
+        &corpus_file("etcd/etcd_002.log"),
+        "--model",
+        "cas-register",
+        "--max-memory",
+        "1KiB",
+    ]);
+    assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("max-memory 1KiB"), "{}", stdout(&o));
+}
+
+#[test]
+fn malformed_history_exits_3_naming_file_line_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = temp_file(
+        &dir,
+        "bad.jsonl",
+        "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":1,\"type\":\"ok\",\"f\":3}\n",
+    );
+    let o = faultline(&["check", &p, "--model", "register"]);
+    assert_eq!(code(&o), 3);
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{p}:2: field `f`")), "{err}");
+
+    let p = temp_file(
+        &dir,
+        "bad.log",
+        "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:okay\t:read\t1\n",
+    );
+    let o = faultline(&["check", &p, "--model", "register", "--json"]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains(&format!("{p}:2: field `type`")),
+        "{}",
+        stderr(&o)
+    );
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["verdict"], "error");
+
+    // Named format that does not match the content.
+    let p = temp_file(
+        &dir,
+        "h.jsonl",
+        "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n",
+    );
+    let o = faultline(&["check", &p, "--model", "register", "--format", "edn"]);
+    assert_eq!(code(&o), 3);
+    assert!(stderr(&o).contains("field `"), "{}", stderr(&o));
+}
+
+#[test]
+fn unpaired_history_and_missing_file_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = temp_file(&dir, "h.edn", "{:process 0 :type :ok :f :read :value 1}\n");
+    let o = faultline(&["check", &p, "--model", "register"]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains(&format!("{p}:1: field `type`")),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = faultline(&["check", "/nonexistent/history.jsonl", "--model", "register"]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains("/nonexistent/history.jsonl"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bad_flags_exit_3_and_help_exits_0() {
+    let h = corpus_file("etcd/etcd_000.log");
+    for args in [
+        vec!["check", h.as_str(), "--model", "queue"],
+        vec![
+            "check",
+            h.as_str(),
+            "--model",
+            "register",
+            "--timeout",
+            "soon",
+        ],
+        vec![
+            "check",
+            h.as_str(),
+            "--model",
+            "register",
+            "--max-memory",
+            "lots",
+        ],
+        vec![
+            "check",
+            h.as_str(),
+            "--model",
+            "register",
+            "--format",
+            "xml",
+        ],
+        vec!["check", h.as_str()],
+        vec!["frobnicate"],
+    ] {
+        let o = faultline(&args);
+        assert_eq!(code(&o), 3, "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).is_empty());
+    }
+    let o = faultline(&["check", "--help"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("--max-memory"));
+}
+
+fn fencing_history(stale_accepted: bool) -> String {
+    let mut lines = vec![
+        r#"{"process":1,"type":"invoke","f":"acquire","key":"L","time_ns":0}"#.to_string(),
+        r#"{"process":1,"type":"ok","f":"acquire","key":"L","value":1,"time_ns":10}"#.into(),
+        r#"{"process":2,"type":"invoke","f":"acquire","key":"L","time_ns":20}"#.into(),
+        r#"{"process":2,"type":"ok","f":"acquire","key":"L","value":2,"time_ns":30}"#.into(),
+        r#"{"process":2,"type":"invoke","f":"fenced-write","key":"L","value":[2,"b"],"time_ns":40}"#.into(),
+        r#"{"process":2,"type":"ok","f":"fenced-write","key":"L","value":[2,"b"],"time_ns":50}"#.into(),
+        r#"{"process":1,"type":"invoke","f":"fenced-write","key":"L","value":[1,"a"],"time_ns":60}"#.into(),
+    ];
+    if stale_accepted {
+        lines.push(r#"{"process":1,"type":"ok","f":"fenced-write","key":"L","value":[1,"a"],"time_ns":70}"#.into());
+    } else {
+        lines.push(r#"{"process":1,"type":"fail","f":"fenced-write","key":"L","value":[1,"a"],"error":"stale-token","time_ns":70}"#.into());
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn fencing_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = temp_file(&dir, "good.jsonl", &fencing_history(false));
+    let o = faultline(&["check", &good, "--model", "fencing", "--stats"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("fencing: valid"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("fenced-write"),
+        "stats table: {}",
+        stdout(&o)
+    );
+
+    let bad = temp_file(&dir, "bad.jsonl", &fencing_history(true));
+    let o = faultline(&["check", &bad, "--model", "fencing", "--json"]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["verdict"], "invalid");
+    let v = &j["fencing"]["violations"][0];
+    assert_eq!(v["kind"], "stale-write-accepted");
+    assert_eq!(v["accepted"]["invoke_index"], 4);
+    assert_eq!(v["stale"]["invoke_index"], 6);
+}
+
+#[test]
+fn stats_flag_adds_latency_table_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = temp_file(&dir, "h.jsonl", &fencing_history(false));
+    let o = faultline(&["check", &p, "--model", "fencing", "--stats", "--json"]);
+    assert_eq!(code(&o), 0);
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let groups = j["op_stats"]["groups"].as_array().unwrap();
+    assert!(groups
+        .iter()
+        .any(|g| g["f"] == "acquire" && g["latency"]["p50_ns"] == 10));
+}

@@ -1,0 +1,110 @@
+//! The `Cluster` trait: the only way nemeses (and the orchestrator) touch the nodes under
+//! test. A backend (Docker containers, local processes) implements it; faults are expressed
+//! as data (`Grudge` for partitions) so every backend applies the same fault the same way.
+
+use std::fmt;
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::grudge::Grudge;
+
+/// A node's identity inside one cluster. Also the raft id the node is started with, so it
+/// starts at 1 (raft ids are non-zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId(pub u32);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// One node of the cluster, as clients and nemeses see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub id: NodeId,
+    /// Short stable name (`n1`, `n2`, ...) used in logs, histories and result folders.
+    pub name: String,
+    /// `host:port` a client on the harness's machine connects to.
+    pub client_addr: String,
+}
+
+/// Why a cluster operation did not happen. Nemeses log these into the history and go on:
+/// a fault that could not be injected must never be reported as injected.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The backend cannot do this at all (e.g. clock faults on a target without libc).
+    #[error("{op} is not supported by the {backend} backend: {reason}")]
+    Unsupported {
+        op: &'static str,
+        backend: &'static str,
+        reason: String,
+    },
+    /// The node is not part of this cluster.
+    #[error("unknown node {0}")]
+    UnknownNode(NodeId),
+    /// The backend call did not finish in its time budget.
+    #[error("{op} on {target} timed out after {timeout_ms} ms")]
+    Timeout {
+        op: &'static str,
+        target: String,
+        timeout_ms: u64,
+    },
+    /// The backend tried and failed (daemon error, command exited non-zero, ...).
+    #[error("{op} on {target} failed: {source}")]
+    Backend {
+        op: &'static str,
+        target: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// A running cluster that faults can be injected into.
+///
+/// Every method is bounded in time by the backend. Operations are idempotent where that makes
+/// sense (healing a healed cluster, starting a running node) so a nemesis that lost track of
+/// state after an error can always call `heal` and the process methods to get back to normal.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// The nodes, in id order. Fixed for the cluster's life.
+    fn nodes(&self) -> &[Node];
+
+    /// Replaces the current network faults with `grudge`: afterwards node `a` drops every
+    /// packet from each node in `grudge.drops_from(a)`, and nothing else. Nodes that restart
+    /// keep the partition until `heal`.
+    async fn partition(&self, grudge: &Grudge) -> Result<(), ClusterError>;
+
+    /// Removes all network faults.
+    async fn heal(&self) -> Result<(), ClusterError>;
+
+    /// Freezes the node's processes (SIGSTOP semantics): connections stay open, nothing runs.
+    async fn pause(&self, node: NodeId) -> Result<(), ClusterError>;
+
+    /// Undoes `pause`. Resuming a running node is not an error.
+    async fn resume(&self, node: NodeId) -> Result<(), ClusterError>;
+
+    /// Kills the node's server with SIGKILL. Its data directory is kept.
+    async fn kill(&self, node: NodeId) -> Result<(), ClusterError>;
+
+    /// Starts the node's server again on its kept data. Starting a running node is not an
+    /// error.
+    async fn start(&self, node: NodeId) -> Result<(), ClusterError>;
+
+    /// Sets the node's clock to run `offset_ms` away from real time, at `rate` seconds per
+    /// real second. `(0, 1.0)` resets it.
+    async fn clock(&self, node: NodeId, offset_ms: i64, rate: f64) -> Result<(), ClusterError>;
+
+    /// Copies the node's logs into `dir` (created if missing).
+    async fn logs(&self, node: NodeId, dir: &Path) -> Result<(), ClusterError>;
+
+    /// The node with this id, or `UnknownNode`.
+    fn node(&self, id: NodeId) -> Result<&Node, ClusterError> {
+        self.nodes()
+            .iter()
+            .find(|n| n.id == id)
+            .ok_or(ClusterError::UnknownNode(id))
+    }
+}

@@ -1,0 +1,11 @@
+//! Fault kinds, schedules and heal; speaks to the cluster only through the `Cluster` trait.
+
+pub mod cluster;
+pub mod grudge;
+pub mod nemesis;
+pub mod schedule;
+
+pub use cluster::{Cluster, ClusterError, Node, NodeId};
+pub use grudge::Grudge;
+pub use nemesis::{ActiveFault, FaultKind, LeaderProbe, Nemesis};
+pub use schedule::{EventLog, Schedule, ScheduleConfig, ScheduleReport};

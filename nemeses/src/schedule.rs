@@ -1,0 +1,496 @@
+//! `Schedule`: when faults happen. Every `interval` it alternates between starting a
+//! fault (a kind drawn from the enabled ones with the seeded RNG) and stopping it, starting
+//! with a quiet interval so the cluster settles first. Each start and stop is written to
+//! the history as a `process: "nemesis"` `info` event, after the cluster call returned, so
+//! a fault is never shown as in effect before it was. When told to stop, it stops the
+//! fault in effect and heals everything (network and killed nodes) before returning, so
+//! the final reads run on a whole cluster.
+//!
+//! Events written (`f`, value):
+//! - `start-partition` / `stop-partition`: `{"shape": .., "grudge": "n1<-{n2} .."}`
+//! - `start-kill` / `stop-kill`: `{"node": "n3"}`
+//! - `fault-failed`: a start or stop that did not complete; value `{"fault": f}`, and the
+//!   error in `error`. The nemesis then heals, so a half-applied fault does not linger.
+//! - `heal`: the final heal; value `{"restarted": [..]}`, `error` if something remained.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use faultline_checker::{Event, EventType, Process, Value};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::SeedableRng;
+use tokio::sync::watch;
+
+use crate::cluster::Cluster;
+use crate::nemesis::{ActiveFault, FaultKind, HealReport, Nemesis};
+
+/// Where nemesis events go (the run's history recorder).
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Records `event`; its `index` and `time_ns` are assigned by the log.
+    async fn record(&self, event: Event);
+}
+
+/// What the schedule does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleConfig {
+    /// Fault kinds to draw from; empty means no faults (the schedule only heals at the end).
+    pub kinds: Vec<FaultKind>,
+    /// Time between a start and its stop, and between a stop and the next start.
+    pub interval: Duration,
+    /// Seeds the choice of kinds (the nemesis's own RNG picks shapes and nodes).
+    pub seed: u64,
+}
+
+/// What the schedule did, for results.json.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScheduleReport {
+    /// Faults started, by kind name.
+    pub started: BTreeMap<String, u64>,
+    /// Starts or stops that failed.
+    pub failures: u64,
+    pub heal: HealReport,
+}
+
+/// Drives a [`Nemesis`] over time.
+pub struct Schedule<C: Cluster + ?Sized> {
+    nemesis: Nemesis<C>,
+    config: ScheduleConfig,
+    rng: StdRng,
+    log: Arc<dyn EventLog>,
+    /// Human-readable description of the fault in effect (`none` when healthy).
+    current_tx: watch::Sender<String>,
+}
+
+fn nemesis_event(f: &str, value: Value) -> Event {
+    Event::new(Process::Nemesis, EventType::Info, f, value)
+}
+
+impl<C: Cluster + ?Sized> Schedule<C> {
+    pub fn new(nemesis: Nemesis<C>, config: ScheduleConfig, log: Arc<dyn EventLog>) -> Self {
+        let (current_tx, _) = watch::channel("none".to_string());
+        Schedule {
+            nemesis,
+            // A different stream from the nemesis's own choices, still from the same seed.
+            rng: StdRng::seed_from_u64(config.seed ^ 0x005E_ED0F_FA17),
+            config,
+            log,
+            current_tx,
+        }
+    }
+
+    /// Follows the fault in effect, for a progress display.
+    pub fn current(&self) -> watch::Receiver<String> {
+        self.current_tx.subscribe()
+    }
+
+    /// Runs until `stop` becomes true (or its sender is dropped), then stops the fault in
+    /// effect and heals everything. Returns what happened.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> ScheduleReport {
+        let mut report = ScheduleReport::default();
+        let mut active: Option<ActiveFault> = None;
+        let interval = self.config.interval.max(Duration::from_millis(1));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            match active.take() {
+                Some(fault) => self.stop_fault(&fault, &mut report).await,
+                None => {
+                    let Some(&kind) = self.config.kinds.choose(&mut self.rng) else {
+                        continue;
+                    };
+                    active = self.start_fault(kind, &mut report).await;
+                }
+            }
+        }
+        if let Some(fault) = active.take() {
+            self.stop_fault(&fault, &mut report).await;
+        }
+        report.heal = self.heal().await;
+        report
+    }
+
+    async fn start_fault(
+        &mut self,
+        kind: FaultKind,
+        report: &mut ScheduleReport,
+    ) -> Option<ActiveFault> {
+        match self.nemesis.start(kind).await {
+            Ok(fault) => {
+                tracing::info!(%fault, "nemesis start");
+                *report.started.entry(kind.name().to_string()).or_default() += 1;
+                self.log
+                    .record(nemesis_event(&format!("start-{kind}"), fault.describe()))
+                    .await;
+                self.current_tx.send_replace(fault.to_string());
+                Some(fault)
+            }
+            Err(e) => {
+                self.failed(&format!("start-{kind}"), &e.to_string(), report)
+                    .await;
+                None
+            }
+        }
+    }
+
+    async fn stop_fault(&mut self, fault: &ActiveFault, report: &mut ScheduleReport) {
+        let f = format!("stop-{}", fault.kind());
+        match self.nemesis.stop(fault).await {
+            Ok(()) => {
+                tracing::info!(%fault, "nemesis stop");
+                self.log.record(nemesis_event(&f, fault.describe())).await;
+                self.current_tx.send_replace("none".to_string());
+            }
+            Err(e) => self.failed(&f, &e.to_string(), report).await,
+        }
+    }
+
+    /// Records a failed start/stop and heals, so the cluster is in a known state.
+    async fn failed(&mut self, f: &str, error: &str, report: &mut ScheduleReport) {
+        tracing::warn!(fault = f, %error, "nemesis fault failed; healing");
+        report.failures += 1;
+        let mut m = BTreeMap::new();
+        m.insert("fault".to_string(), Value::from(f));
+        let mut e = nemesis_event("fault-failed", Value::Map(m));
+        e.error = Some(error.to_string());
+        self.log.record(e).await;
+        // Errors here are recorded in the history; the final heal's report is what counts.
+        self.heal().await;
+    }
+
+    async fn heal(&mut self) -> HealReport {
+        let heal = self.nemesis.heal_all().await;
+        let mut m = BTreeMap::new();
+        m.insert(
+            "restarted".to_string(),
+            Value::List(
+                heal.restarted
+                    .iter()
+                    .map(|n| Value::from(n.to_string()))
+                    .collect(),
+            ),
+        );
+        let mut e = nemesis_event("heal", Value::Map(m));
+        if !heal.errors.is_empty() {
+            e.error = Some(heal.errors.join("; "));
+        }
+        self.log.record(e).await;
+        let status = if self.nemesis.is_healed() {
+            "none".to_string()
+        } else {
+            format!("heal failed: {}", heal.errors.join("; "))
+        };
+        self.current_tx.send_replace(status);
+        heal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{ClusterError, Node, NodeId};
+    use crate::grudge::Grudge;
+    use crate::nemesis::LeaderProbe;
+    use std::path::Path;
+    use std::sync::Mutex;
+    use tokio::time::Instant;
+
+    /// A cluster that only records what it was asked to do, and when.
+    struct FakeCluster {
+        nodes: Vec<Node>,
+        calls: Mutex<Vec<(Duration, String)>>,
+        start: Instant,
+        fail_partitions: bool,
+    }
+
+    impl FakeCluster {
+        fn new(n: u32, fail_partitions: bool) -> Arc<FakeCluster> {
+            Arc::new(FakeCluster {
+                nodes: (1..=n)
+                    .map(|i| Node {
+                        id: NodeId(i),
+                        name: format!("n{i}"),
+                        client_addr: format!("10.0.0.{i}:8080"),
+                    })
+                    .collect(),
+                calls: Mutex::new(Vec::new()),
+                start: Instant::now(),
+                fail_partitions,
+            })
+        }
+
+        fn note(&self, call: String) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((self.start.elapsed(), call));
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, c)| c.clone())
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl Cluster for FakeCluster {
+        fn nodes(&self) -> &[Node] {
+            &self.nodes
+        }
+        async fn partition(&self, grudge: &Grudge) -> Result<(), ClusterError> {
+            self.note(format!("partition {grudge}"));
+            if self.fail_partitions {
+                return Err(ClusterError::Timeout {
+                    op: "partition",
+                    target: "n1".into(),
+                    timeout_ms: 5,
+                });
+            }
+            Ok(())
+        }
+        async fn heal(&self) -> Result<(), ClusterError> {
+            self.note("heal".into());
+            Ok(())
+        }
+        async fn pause(&self, node: NodeId) -> Result<(), ClusterError> {
+            self.note(format!("pause {node}"));
+            Ok(())
+        }
+        async fn resume(&self, node: NodeId) -> Result<(), ClusterError> {
+            self.note(format!("resume {node}"));
+            Ok(())
+        }
+        async fn kill(&self, node: NodeId) -> Result<(), ClusterError> {
+            self.note(format!("kill {node}"));
+            Ok(())
+        }
+        async fn start(&self, node: NodeId) -> Result<(), ClusterError> {
+            self.note(format!("start {node}"));
+            Ok(())
+        }
+        async fn clock(&self, node: NodeId, _o: i64, _r: f64) -> Result<(), ClusterError> {
+            self.note(format!("clock {node}"));
+            Ok(())
+        }
+        async fn logs(&self, node: NodeId, _dir: &Path) -> Result<(), ClusterError> {
+            self.note(format!("logs {node}"));
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct MemLog(Mutex<Vec<(Duration, Event)>>, Option<Instant>);
+
+    #[async_trait]
+    impl EventLog for MemLog {
+        async fn record(&self, event: Event) {
+            let at = self.1.map(|s| s.elapsed()).unwrap_or_default();
+            self.0.lock().unwrap().push((at, event));
+        }
+    }
+
+    impl MemLog {
+        fn new() -> Arc<MemLog> {
+            Arc::new(MemLog(Mutex::new(Vec::new()), Some(Instant::now())))
+        }
+        fn fs(&self) -> Vec<String> {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, e)| e.f.clone())
+                .collect()
+        }
+    }
+
+    struct FixedLeader(NodeId);
+
+    #[async_trait]
+    impl LeaderProbe for FixedLeader {
+        async fn leader(&self) -> Option<NodeId> {
+            Some(self.0)
+        }
+    }
+
+    /// Runs a schedule for `run_for` (virtual time) and returns the cluster's calls, the
+    /// log and the report.
+    async fn run(
+        cluster: Arc<FakeCluster>,
+        kinds: Vec<FaultKind>,
+        seed: u64,
+        run_for: Duration,
+        leader: Option<Arc<dyn LeaderProbe>>,
+    ) -> (Vec<String>, Arc<MemLog>, ScheduleReport) {
+        let log = MemLog::new();
+        let nemesis = Nemesis::new(cluster.clone(), leader, seed);
+        let config = ScheduleConfig {
+            kinds,
+            interval: Duration::from_secs(10),
+            seed,
+        };
+        let schedule = Schedule::new(nemesis, config, log.clone());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(schedule.run(stop_rx));
+        tokio::time::sleep(run_for).await;
+        stop_tx.send(true).unwrap();
+        let report = task.await.unwrap();
+        (cluster.calls(), log, report)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn partitions_alternate_with_heals_every_interval() {
+        let cluster = FakeCluster::new(5, false);
+        let (calls, log, report) = run(
+            cluster.clone(),
+            vec![FaultKind::Partition],
+            1,
+            Duration::from_secs(45),
+            None,
+        )
+        .await;
+        // t=10 start, 20 stop, 30 start, 40 stop, then the final heal at 45.
+        assert_eq!(calls.len(), 5, "{calls:?}");
+        assert!(calls[0].starts_with("partition ") && calls[2].starts_with("partition "));
+        assert_eq!(calls[1], "heal");
+        assert_eq!(calls[3], "heal");
+        assert_eq!(calls[4], "heal");
+        let times: Vec<u64> = cluster
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, _)| t.as_secs())
+            .collect();
+        assert_eq!(times, vec![10, 20, 30, 40, 45]);
+        assert_eq!(
+            log.fs(),
+            [
+                "start-partition",
+                "stop-partition",
+                "start-partition",
+                "stop-partition",
+                "heal"
+            ]
+        );
+        // The event describes the grudge actually applied.
+        let events = log.0.lock().unwrap();
+        let Value::Map(m) = &events[0].1.value else {
+            panic!("start-partition value must be a map");
+        };
+        assert_eq!(
+            calls[0],
+            format!("partition {}", m["grudge"].as_str().unwrap())
+        );
+        assert!(events
+            .iter()
+            .all(|(_, e)| e.process == Process::Nemesis && e.kind == EventType::Info));
+        assert_eq!(report.started["partition"], 2);
+        assert_eq!(report.failures, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_mid_kill_restarts_the_node_before_returning() {
+        let cluster = FakeCluster::new(3, false);
+        let (calls, log, report) = run(
+            cluster,
+            vec![FaultKind::Kill],
+            9,
+            Duration::from_secs(15),
+            None,
+        )
+        .await;
+        // Killed at t=10, the stop at 15 starts it again, then heal.
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        let killed = calls[0].strip_prefix("kill ").expect("first call kills");
+        assert_eq!(calls[1], format!("start {killed}"));
+        assert_eq!(calls[2], "heal");
+        assert_eq!(log.fs(), ["start-kill", "stop-kill", "heal"]);
+        assert!(report.heal.errors.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn same_seed_same_faults_and_seeds_differ() {
+        let kinds = vec![FaultKind::Partition, FaultKind::Kill];
+        let long = Duration::from_secs(205);
+        let (a, _, _) = run(FakeCluster::new(5, false), kinds.clone(), 42, long, None).await;
+        let (b, _, _) = run(FakeCluster::new(5, false), kinds.clone(), 42, long, None).await;
+        let (c, _, _) = run(FakeCluster::new(5, false), kinds.clone(), 43, long, None).await;
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        // Both kinds show up over ten faults.
+        assert!(a.iter().any(|c| c.starts_with("kill")));
+        assert!(a.iter().any(|c| c.starts_with("partition")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn isolate_leader_cuts_off_the_probed_leader() {
+        let probe: Arc<dyn LeaderProbe> = Arc::new(FixedLeader(NodeId(4)));
+        let nodes: Vec<NodeId> = (1..=5).map(NodeId).collect();
+        let want = format!("partition {}", Grudge::isolate(&nodes, NodeId(4)));
+        let mut seen = false;
+        // Shapes are drawn at random; over a few seeds isolate-leader must come up and,
+        // when it does, target node 4.
+        for seed in 0..20 {
+            let (_, log, _) = run(
+                FakeCluster::new(5, false),
+                vec![FaultKind::Partition],
+                seed,
+                Duration::from_secs(15),
+                Some(probe.clone()),
+            )
+            .await;
+            let events = log.0.lock().unwrap();
+            let Value::Map(m) = &events[0].1.value else {
+                panic!("not a map");
+            };
+            if m["shape"].as_str() == Some("isolate-leader") {
+                assert_eq!(format!("partition {}", m["grudge"].as_str().unwrap()), want);
+                seen = true;
+            }
+        }
+        assert!(seen, "isolate-leader never drawn in 20 seeds");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_fault_is_logged_as_failed_and_healed() {
+        let cluster = FakeCluster::new(5, true);
+        let (calls, log, report) = run(
+            cluster,
+            vec![FaultKind::Partition],
+            3,
+            Duration::from_secs(15),
+            None,
+        )
+        .await;
+        assert_eq!(log.fs(), ["fault-failed", "heal", "heal"]);
+        let events = log.0.lock().unwrap();
+        assert!(events[0].1.error.as_deref().unwrap().contains("timed out"));
+        assert!(calls[0].starts_with("partition"));
+        assert_eq!(calls[1], "heal");
+        assert_eq!(report.failures, 1);
+        assert!(report.started.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_kinds_means_no_faults_but_still_a_heal() {
+        let (calls, log, _) = run(
+            FakeCluster::new(5, false),
+            vec![],
+            3,
+            Duration::from_secs(35),
+            None,
+        )
+        .await;
+        assert_eq!(calls, ["heal"]);
+        assert_eq!(log.fs(), ["heal"]);
+    }
+}

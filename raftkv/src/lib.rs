@@ -1,0 +1,9 @@
+//! raftkv: the bundled Raft KV server.
+
+pub mod kv;
+pub mod node;
+pub mod raft;
+pub mod server;
+pub mod sim;
+pub mod storage;
+pub mod transport;
