@@ -103,11 +103,7 @@ async fn can_reach(cluster: &DockerCluster, from: NodeId, to: NodeId) -> bool {
 async fn host_can_connect(cluster: &DockerCluster, node: NodeId) -> bool {
     let addr = cluster.node(node).expect("node").client_addr.clone();
     matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect(addr)
-        )
-        .await,
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await,
         Ok(Ok(_))
     )
 }
@@ -140,7 +136,10 @@ async fn partition_heal_kill_start_pause_logs_and_teardown() {
         let (n1, n2, n3) = (NodeId(1), NodeId(2), NodeId(3));
         cluster.wait_listening(30_000).await.expect("nodes listen");
         assert_eq!(cluster.nodes().len(), 3);
-        assert!(can_reach(&cluster, n1, n2).await, "healthy cluster: n1 -> n2");
+        assert!(
+            can_reach(&cluster, n1, n2).await,
+            "healthy cluster: n1 -> n2"
+        );
 
         // Isolate n2: both directions blocked, the rest untouched.
         let ids: Vec<NodeId> = cluster.nodes().iter().map(|n| n.id).collect();
@@ -151,7 +150,10 @@ async fn partition_heal_kill_start_pause_logs_and_teardown() {
         assert!(!can_reach(&cluster, n1, n2).await, "n1 -> n2 blocked");
         assert!(!can_reach(&cluster, n2, n3).await, "n2 -> n3 blocked");
         assert!(can_reach(&cluster, n1, n3).await, "n1 -> n3 still open");
-        assert!(host_can_connect(&cluster, n2).await, "host is not partitioned");
+        assert!(
+            host_can_connect(&cluster, n2).await,
+            "host is not partitioned"
+        );
         cluster.heal().await.expect("heal");
         assert!(can_reach(&cluster, n1, n2).await, "heal restores n1 -> n2");
         assert!(cluster.current_grudge().is_empty());

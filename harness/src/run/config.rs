@@ -321,17 +321,25 @@ mod tests {
 
     #[test]
     fn validation_names_the_setting() {
-        let mut c = TestConfig::default();
-        c.nodes = 0;
+        let c = TestConfig {
+            nodes: 0,
+            ..TestConfig::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("nodes"));
-        let mut c = TestConfig::default();
-        c.name = "../etc".into();
+        let c = TestConfig {
+            name: "../etc".into(),
+            ..TestConfig::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("test name"));
-        let mut c = TestConfig::default();
-        c.rate_per_s = f64::NAN;
+        let c = TestConfig {
+            rate_per_s: f64::NAN,
+            ..TestConfig::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("rate"));
-        let mut c = TestConfig::default();
-        c.bugs = vec!["Bad Bug".into()];
+        let c = TestConfig {
+            bugs: vec!["Bad Bug".into()],
+            ..TestConfig::default()
+        };
         assert!(c.validate().is_err());
     }
 
