@@ -119,6 +119,71 @@ pub fn node_tag(base_id: &str, binary: &[u8]) -> String {
     )
 }
 
+/// Longest `cargo build --release -p raftkv` from scratch (2 cores: about 2 minutes).
+const CARGO_BUILD_TIMEOUT_MS: u64 = 20 * 60 * 1000;
+
+/// The source checkout this harness was compiled from, when it is still there.
+fn source_workspace() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .to_path_buf();
+    dir.join("raftkv")
+        .join("Cargo.toml")
+        .is_file()
+        .then_some(dir)
+}
+
+/// The Cargo target directory holding this executable (`<target>/release/faultline` or
+/// `<target>/<profile>/deps/<test>`).
+fn own_target_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let mut dir = exe.parent()?;
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent()?;
+    }
+    Some(dir.parent()?.to_path_buf())
+}
+
+/// The raftkv binary for the node image. An explicit path wins. Otherwise, when faultline
+/// runs from a source checkout (`cargo run -p faultline`), raftkv is built from the same
+/// tree first, so the image never holds a stale server (cargo makes this a no-op when
+/// nothing changed); an installed faultline uses the raftkv beside it.
+pub async fn locate_raftkv_binary(
+    explicit: Option<&Path>,
+    progress: ProgressFn<'_>,
+) -> Result<PathBuf, ImageError> {
+    if let Some(path) = explicit {
+        if path.is_file() {
+            return Ok(path.to_path_buf());
+        }
+        return Err(ImageError::Missing {
+            what: format!("the raftkv binary {}", path.display()),
+            hint: "no such file: pass the path of a built raftkv to --raftkv".into(),
+        });
+    }
+    if let (Some(workspace), Some(target)) = (source_workspace(), own_target_dir()) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        progress(ImageProgress::Step(
+            "cargo build --release -p raftkv".into(),
+        ));
+        let mut cmd = tokio::process::Command::new(cargo);
+        cmd.current_dir(&workspace)
+            .args(["build", "--release", "-p", "raftkv", "--target-dir"])
+            .arg(&target);
+        run_streaming("cargo build raftkv", cmd, CARGO_BUILD_TIMEOUT_MS, progress).await?;
+        let built = target.join("release").join("raftkv");
+        if built.is_file() {
+            return Ok(built);
+        }
+    }
+    default_raftkv_binary().ok_or_else(|| ImageError::Missing {
+        what: "the raftkv binary".into(),
+        hint: "none beside this executable: run `cargo build --release -p raftkv` or pass \
+               --raftkv PATH"
+            .into(),
+    })
+}
+
 /// Where `cargo build --release -p raftkv` puts raftkv relative to this executable: beside it
 /// (the `faultline` binary), or one level up (a test binary in `deps/`).
 pub fn default_raftkv_binary() -> Option<PathBuf> {

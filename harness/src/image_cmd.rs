@@ -7,15 +7,47 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::docker::{DockerApi, DEFAULT_CALL_TIMEOUT_MS};
-use crate::image::{default_raftkv_binary, ensure_base_image, ensure_node_image, ImageProgress};
+use crate::image::{ensure_base_image, ensure_node_image, locate_raftkv_binary, ImageProgress};
 
-/// Arguments of `faultline image build` (the CLI maps its flags onto this).
-#[derive(Debug, Clone, Default)]
+/// Flags of `faultline image build`.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ImageBuildArgs {
-    /// raftkv binary to put in the node image; default: beside the faultline executable.
+    /// raftkv binary to put in the node image (default: built from this source tree, or
+    /// found beside the faultline executable).
+    #[arg(long, value_name = "PATH")]
     pub raftkv: Option<PathBuf>,
-    /// Only the base image (no raftkv binary needed).
+    /// Only the debootstrapped base image (no raftkv binary needed).
+    #[arg(long)]
     pub base_only: bool,
+}
+
+/// `faultline image ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ImageCommand {
+    /// Build the node image (and its base) unless a cached one matches its inputs.
+    Build(ImageBuildArgs),
+}
+
+/// Runs `faultline image ...` and returns its exit code (0, or 3 on any failure).
+pub fn command(cmd: ImageCommand) -> std::process::ExitCode {
+    let ImageCommand::Build(args) = cmd;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::from(crate::cli::exit::BAD_INPUT);
+        }
+    };
+    match runtime.block_on(image_build(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(crate::cli::exit::BAD_INPUT)
+        }
+    }
 }
 
 /// Runs the command; the returned error is for the binary's edge to print (exit code 3).
@@ -42,17 +74,10 @@ pub async fn image_build(args: ImageBuildArgs) -> anyhow::Result<()> {
     let image = if args.base_only {
         ensure_base_image(&api, &report).await
     } else {
-        let binary = match args.raftkv.or_else(default_raftkv_binary) {
-            Some(b) => b,
-            None => {
-                bar.finish_and_clear();
-                anyhow::bail!(
-                    "no raftkv binary found beside this executable: run \
-                     `cargo build --release -p raftkv` or pass --raftkv PATH"
-                );
-            }
-        };
-        ensure_node_image(&api, &binary, &report).await
+        match locate_raftkv_binary(args.raftkv.as_deref(), &report).await {
+            Ok(binary) => ensure_node_image(&api, &binary, &report).await,
+            Err(e) => Err(e),
+        }
     };
     bar.finish_and_clear();
     let image = image?;

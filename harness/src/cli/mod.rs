@@ -27,6 +27,11 @@ pub struct Cli {
 pub enum Command {
     /// Check a recorded history (faultline JSONL, Jepsen history.edn or Jepsen log).
     Check(check::CheckArgs),
+    /// Run a test: start a cluster, run clients under faults, check the history.
+    Test(crate::run::TestArgs),
+    /// Build the node images (cached by a hash of their inputs).
+    #[command(subcommand)]
+    Image(crate::image_cmd::ImageCommand),
 }
 
 /// Parses `std::env::args`, runs the subcommand and returns its exit code.
@@ -51,6 +56,8 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Test(args) => crate::run::command(args),
+        Command::Image(cmd) => crate::image_cmd::command(cmd),
     }
 }
 

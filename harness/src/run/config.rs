@@ -61,6 +61,10 @@ pub struct TestConfig {
     pub final_reads_ms: u64,
     /// Budget for the linearizability check; over it the verdict is `unknown`.
     pub check_timeout_ms: u64,
+    /// The raftkv binary to put in the node image; default: built from this workspace
+    /// (when faultline runs from a source checkout) or found beside the executable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raftkv_binary: Option<PathBuf>,
 }
 
 impl Default for TestConfig {
@@ -83,6 +87,7 @@ impl Default for TestConfig {
             leader_wait_ms: 30_000,
             final_reads_ms: 30_000,
             check_timeout_ms: 300_000,
+            raftkv_binary: None,
         }
     }
 }
@@ -225,6 +230,10 @@ pub struct TestArgs {
     /// Time limit of the linearizability check (then the verdict is unknown).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub check_timeout: Duration,
+    /// raftkv binary for the node image (default: built from this source tree, or found
+    /// beside the faultline executable).
+    #[arg(long, value_name = "PATH")]
+    pub raftkv: Option<PathBuf>,
 }
 
 impl TestArgs {
@@ -244,6 +253,7 @@ impl TestArgs {
             seed: self.seed.unwrap_or_else(rand::random),
             results_dir: self.results_dir.clone(),
             check_timeout_ms: millis(self.check_timeout),
+            raftkv_binary: self.raftkv.clone(),
             ..TestConfig::default()
         }
     }

@@ -9,7 +9,7 @@ use crate::docker::{
     cleanup_stale_runs, new_run_id, DockerApi, DockerCluster, DockerClusterConfig, NodeProgram,
     DEFAULT_CALL_TIMEOUT_MS,
 };
-use crate::image::{default_raftkv_binary, ensure_node_image, ImageProgress};
+use crate::image::{ensure_node_image, locate_raftkv_binary, ImageProgress};
 
 use super::config::TestConfig;
 use super::progress::LiveProgress;
@@ -38,11 +38,6 @@ pub async fn start(
         Ok(_) => {}
         Err(e) => tracing::warn!("cleaning up earlier runs: {e}"),
     }
-    let Some(binary) = default_raftkv_binary() else {
-        anyhow::bail!(
-            "no raftkv binary found beside this executable: run `cargo build --release -p raftkv`"
-        );
-    };
     progress.phase("node image");
     let report = |p: ImageProgress| match p {
         ImageProgress::Step(step) => {
@@ -58,6 +53,7 @@ pub async fn start(
             ));
         }
     };
+    let binary = locate_raftkv_binary(config.raftkv_binary.as_deref(), &report).await?;
     let image = ensure_node_image(&api, &binary, &report).await?;
     dir.log(&format!("node image {} ({})", image.tag, image.id));
     let bugs = config.bugs.join(",");
