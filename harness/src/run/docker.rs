@@ -40,11 +40,8 @@ pub async fn start(
     }
     progress.phase("node image");
     let report = |p: ImageProgress| match p {
-        ImageProgress::Step(step) => {
-            progress.println(&format!("==> {step}"));
-            progress.phase(&format!("image: {step}"));
-        }
-        ImageProgress::Line(line) => progress.phase(&format!("image: {line}")),
+        ImageProgress::Step(step) => progress.phase(&format!("image: {step}")),
+        ImageProgress::Line(line) => progress.detail(&format!("image: {line}")),
         ImageProgress::Cached(_) => {}
         ImageProgress::Built { tag, elapsed_ms } => {
             progress.println(&format!(

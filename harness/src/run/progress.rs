@@ -1,6 +1,7 @@
 //! `LiveProgress`: one line on stderr while a test runs: elapsed time, operations done,
-//! ok/fail/info counts and the fault in effect. Drawn by indicatif, which hides it when
-//! stderr is not a terminal (CI logs stay clean).
+//! ok/fail/info counts and the fault in effect. Drawn by indicatif on a terminal; when
+//! stderr is not a terminal (CI logs, a pipe) the same information comes as plain lines:
+//! one per phase and one every few seconds while clients run.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -12,17 +13,22 @@ use tokio::sync::watch;
 
 /// How often the line is redrawn.
 const TICK: Duration = Duration::from_millis(250);
+/// How often a plain counters line is printed when stderr is not a terminal.
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
 
 /// The progress line; [`LiveProgress::finish`] clears it.
 pub struct LiveProgress {
     bar: ProgressBar,
+    /// stderr is not a terminal: print lines instead of drawing.
+    plain: bool,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl LiveProgress {
     /// A spinner with a message; used for phases without counters (start, check).
     pub fn new() -> LiveProgress {
-        let target = if std::io::stderr().is_terminal() {
+        let plain = !std::io::stderr().is_terminal();
+        let target = if !plain {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
@@ -33,18 +39,34 @@ impl LiveProgress {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(Duration::from_millis(120));
-        LiveProgress { bar, task: None }
+        LiveProgress {
+            bar,
+            plain,
+            task: None,
+        }
     }
 
     /// Shows a phase (`starting cluster`, `final reads`, ...).
     pub fn phase(&self, msg: &str) {
         self.stop_counters();
+        if self.plain {
+            eprintln!("faultline: {msg}");
+        }
         self.bar.set_message(msg.to_string());
     }
 
-    /// A line printed above the bar (or plainly when hidden: then not at all).
+    /// Detail inside a phase (a build's latest output line): drawn on a terminal only.
+    pub fn detail(&self, msg: &str) {
+        self.bar.set_message(msg.to_string());
+    }
+
+    /// A line printed above the bar, or plainly when stderr is not a terminal.
     pub fn println(&self, line: &str) {
-        self.bar.println(line);
+        if self.plain {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
     }
 
     /// Follows the run's counters and current fault until the next phase.
@@ -56,8 +78,10 @@ impl LiveProgress {
     ) {
         self.stop_counters();
         let bar = self.bar.clone();
+        let plain = self.plain;
         let started = Instant::now();
         self.task = Some(tokio::spawn(async move {
+            let mut last_plain = Instant::now();
             loop {
                 let c = counts.snapshot();
                 let done = c.ok + c.fail + c.info;
@@ -70,6 +94,10 @@ impl LiveProgress {
                     c.info,
                     faults.borrow().as_str()
                 ));
+                if plain && last_plain.elapsed() >= PLAIN_EVERY {
+                    last_plain = Instant::now();
+                    eprintln!("faultline: {}", bar.message());
+                }
                 tokio::time::sleep(TICK).await;
             }
         }));

@@ -1,0 +1,314 @@
+//! End to end through the `faultline` binary against real Docker: a short correct run is
+//! `valid`; raftkv with `--bug stale-read` under partitions is found `invalid` within a few
+//! seeds; a harness killed with SIGKILL mid-run leaves a readable history, and the next run
+//! removes every container and network the dead one left.
+//!
+//! Each test prints "skipping: ..." and returns when Docker is unreachable or the raftkv
+//! binary was not built. Runs are short (seconds of load) and every child is bounded by a
+//! timeout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use faultline::docker::DockerApi;
+use faultline::image::default_raftkv_binary;
+use faultline_checker::format::{read_path, Format};
+
+/// Longest a single `faultline test` child may take (image build included: a cold
+/// debootstrap takes about a minute).
+const RUN_TIMEOUT: Duration = Duration::from_secs(420);
+
+/// One run at a time: runs share the machine's two cores and the Docker daemon, and the
+/// tests assert that no faultline object is left when theirs end.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn faultline_exe() -> &'static str {
+    env!("CARGO_BIN_EXE_faultline")
+}
+
+/// The raftkv binary, or None after saying why the test is skipped.
+async fn prerequisites() -> Option<PathBuf> {
+    if let Err(e) = DockerApi::connect(10_000).await {
+        eprintln!("skipping: Docker is unreachable: {e}");
+        return None;
+    }
+    let binary = default_raftkv_binary();
+    if binary.is_none() {
+        eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
+    }
+    binary
+}
+
+fn test_args(raftkv: &Path, results: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "test",
+        "--nodes",
+        "3",
+        "--rate",
+        "60",
+        "--concurrency",
+        "6",
+        "--op-timeout",
+        "1s",
+        "--nemesis-interval",
+        "3s",
+        "--check-timeout",
+        "60s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push("--raftkv".into());
+    args.push(raftkv.display().to_string());
+    args.push("--results-dir".into());
+    args.push(results.display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Runs `faultline` to completion, killing it past `RUN_TIMEOUT`.
+async fn run_faultline(args: &[String]) -> Output {
+    let child = tokio::process::Command::new(faultline_exe())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start faultline");
+    tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
+        .await
+        .expect("faultline test exceeded its time limit")
+        .expect("faultline test output")
+}
+
+fn results_json(results: &Path) -> serde_json::Value {
+    let path = results.join("latest").join("results.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("results.json is JSON")
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr (tail):\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        tail(&String::from_utf8_lossy(&out.stderr), 40)
+    )
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Containers or networks labelled as faultline's that exist right now.
+fn faultline_objects() -> (String, String) {
+    let run = |args: &[&str]| {
+        let out = Command::new("docker")
+            .args(args)
+            .output()
+            .expect("docker CLI");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    (
+        run(&["ps", "-aq", "--filter", "label=faultline.run"]),
+        run(&["network", "ls", "-q", "--filter", "label=faultline.run"]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_raftkv_under_partitions_and_kills_is_valid() {
+    let _serial = SERIAL.lock().await;
+    let Some(raftkv) = prerequisites().await else {
+        return;
+    };
+    let results = tempfile::tempdir().expect("tempdir");
+    let args = test_args(
+        &raftkv,
+        results.path(),
+        &[
+            "--time-limit",
+            "15s",
+            "--nemesis",
+            "partition,kill",
+            "--seed",
+            "7",
+        ],
+    );
+    let out = run_faultline(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let json = results_json(results.path());
+    assert_eq!(json["verdict"], "valid", "{json:#}");
+    let run_dir = results.path().join("latest");
+    for file in ["config.json", "history.jsonl", "results.json"] {
+        assert!(run_dir.join(file).is_file(), "{file} missing");
+    }
+    let history = read_path(&run_dir.join("history.jsonl"), Format::Jsonl).expect("history reads");
+    let ops = history.ops().expect("history pairs");
+    let ok = ops
+        .iter()
+        .filter(|o| o.outcome == faultline_checker::history::Outcome::Ok)
+        .count();
+    assert!(ok > 50, "only {ok} ok ops in a 15 s run");
+    assert!(
+        history
+            .events
+            .iter()
+            .any(|e| e.process == faultline_checker::history::Process::Nemesis),
+        "nemesis events are in the history"
+    );
+    let node_logs = std::fs::read_dir(run_dir.join("nodes"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(node_logs, 3, "one log folder per node");
+    let (containers, networks) = faultline_objects();
+    assert!(
+        containers.is_empty() && networks.is_empty(),
+        "{containers} {networks}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_read_bug_under_partitions_is_invalid() {
+    let _serial = SERIAL.lock().await;
+    let Some(raftkv) = prerequisites().await else {
+        return;
+    };
+    // Bounded: at most this many runs; the first invalid one ends the test.
+    const TRIES: u64 = 4;
+    let mut verdicts = Vec::new();
+    for seed in 1..=TRIES {
+        let results = tempfile::tempdir().expect("tempdir");
+        let seed = seed.to_string();
+        let args = test_args(
+            &raftkv,
+            results.path(),
+            &[
+                "--time-limit",
+                "20s",
+                "--nemesis",
+                "partition",
+                "--bug",
+                "stale-read",
+                "--seed",
+                &seed,
+            ],
+        );
+        let out = run_faultline(&args).await;
+        let code = out.status.code();
+        eprintln!(
+            "seed {seed}: exit {code:?}: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+        assert!(
+            matches!(code, Some(0..=2)),
+            "a run error is not a verdict: {}",
+            describe(&out)
+        );
+        let json = results_json(results.path());
+        assert_ne!(json["verdict"], "error", "{json:#}");
+        if code == Some(1) {
+            assert_eq!(json["verdict"], "invalid");
+            return;
+        }
+        verdicts.push(json["verdict"].clone());
+    }
+    panic!("stale-read went undetected in {TRIES} runs: {verdicts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_run_keeps_its_history_and_the_next_run_cleans_up() {
+    let _serial = SERIAL.lock().await;
+    let Some(raftkv) = prerequisites().await else {
+        return;
+    };
+    let results = tempfile::tempdir().expect("tempdir");
+    let args = test_args(
+        &raftkv,
+        results.path(),
+        &[
+            "--time-limit",
+            "120s",
+            "--nemesis",
+            "partition",
+            "--name",
+            "killed",
+        ],
+    );
+    let mut child = tokio::process::Command::new(faultline_exe())
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start faultline");
+    // Wait until the run has recorded a good number of events (and a partition).
+    let history_path = results
+        .path()
+        .join("killed")
+        .join("latest")
+        .join("history.jsonl");
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&history_path).unwrap_or_default();
+        if text.lines().count() > 200 && text.contains("nemesis") {
+            break;
+        }
+        assert!(
+            started.elapsed() < RUN_TIMEOUT,
+            "the run never got going: {}",
+            history_path.display()
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("faultline exited early with {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("reaped");
+    let (containers, _) = faultline_objects();
+    assert!(
+        !containers.is_empty(),
+        "the killed run left its containers behind"
+    );
+
+    // The killed run's history is readable up to the last complete line, and nothing is
+    // judged that was not recorded.
+    let history = read_path(&history_path, Format::Jsonl).unwrap_or_else(|e| {
+        panic!("killed run's history does not read: {e}");
+    });
+    assert!(history.events.len() > 200);
+    let check = run_faultline(&[
+        "check".to_string(),
+        history_path.display().to_string(),
+        "--model".to_string(),
+        "cas-register".to_string(),
+    ])
+    .await;
+    assert!(
+        matches!(check.status.code(), Some(0..=2)),
+        "the killed run's history checks: {}",
+        describe(&check)
+    );
+
+    // The next run starts by removing the dead run's containers, networks and rules, and
+    // tears down its own cluster at the end.
+    let next = tempfile::tempdir().expect("tempdir");
+    let args = test_args(
+        &raftkv,
+        next.path(),
+        &["--time-limit", "3s", "--nemesis", "none"],
+    );
+    let out = run_faultline(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let log = std::fs::read_to_string(next.path().join("latest").join("faultline.log"))
+        .unwrap_or_default();
+    assert!(log.contains("removed leftovers of dead runs"), "{log}");
+    let (containers, networks) = faultline_objects();
+    assert!(
+        containers.is_empty() && networks.is_empty(),
+        "left behind: containers [{containers}] networks [{networks}]"
+    );
+}
