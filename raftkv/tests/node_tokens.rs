@@ -173,6 +173,7 @@ fn grants_across_leader_change(bugs: &[Bug]) -> Vec<u64> {
 #[test]
 fn tokens_strictly_increase_across_leader_change() {
     let tokens = grants_across_leader_change(&[]);
+    eprintln!("tokens granted (a, b, c by the old leader; d by the new one): {tokens:?}");
     assert!(
         tokens.windows(2).all(|w| w[0] < w[1]),
         "tokens not strictly increasing: {tokens:?}"
@@ -182,6 +183,12 @@ fn tokens_strictly_increase_across_leader_change() {
 #[test]
 fn token_reuse_bug_grants_a_token_twice() {
     let tokens = grants_across_leader_change(&[Bug::TokenReuse]);
+    eprintln!("tokens granted (a, b, c by the old leader; d by the new one): {tokens:?}");
+    // The new leader had not applied the grant of "c" when it seeded its counter.
+    assert_eq!(
+        tokens[3], tokens[2],
+        "the new leader's grant reuses the old leader's last acknowledged token: {tokens:?}"
+    );
     let mut sorted = tokens.clone();
     sorted.sort_unstable();
     sorted.dedup();

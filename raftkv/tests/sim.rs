@@ -82,7 +82,7 @@ fn run_sweep(name: &str, default_count: u64, make: &(dyn Fn(u64) -> SimOptions +
 fn correct_core_is_safe_and_live_under_faults() {
     run_sweep(
         "correct_core_is_safe_and_live_under_faults",
-        3000,
+        8000,
         &default_opts,
     );
 }
@@ -91,7 +91,7 @@ fn correct_core_is_safe_and_live_under_faults() {
 fn correct_core_lease_reads_ignore_clock_jumps() {
     run_sweep(
         "correct_core_lease_reads_ignore_clock_jumps",
-        1000,
+        2000,
         &lease_opts,
     );
 }

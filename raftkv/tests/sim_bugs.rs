@@ -60,7 +60,10 @@ fn bug_is_caught(
     let count = failure.seed + 1;
     let clean = sweep(0, count, threads, correct);
     if let Some(f) = clean.failure {
-        panic!("{name}: the correct core fails on the same seeds: {f}");
+        panic!(
+            "{name}: the correct core fails on the same seeds: {f}\n{}",
+            replay_hint(name, f.seed)
+        );
     }
     assert_eq!(clean.seeds_run, count);
 }
@@ -193,29 +196,61 @@ fn no_fsync_loses_acknowledged_state_on_crash() {
     );
 }
 
+/// How to replay one seed of a bug-hunting schedule on the correct core, with a trace.
+fn replay_hint(schedule: &str, seed: u64) -> String {
+    format!(
+        "replay with: RAFTKV_SIM_SCHEDULE={schedule} RAFTKV_SIM_SEED={seed} \
+         cargo test -p raftkv --release --test sim_bugs \
+         correct_core_passes_the_bug_hunting_schedules -- --nocapture"
+    )
+}
+
 /// The harsher schedules used to hunt bugs must not break the correct core either
-/// (`RAFTKV_SIM_SEEDS` sets the seeds per schedule).
+/// (`RAFTKV_SIM_SEEDS` sets the seeds per schedule; `RAFTKV_SIM_SCHEDULE` and
+/// `RAFTKV_SIM_SEED` replay one seed of one schedule with a trace).
 #[test]
 fn correct_core_passes_the_bug_hunting_schedules() {
     let count = std::env::var("RAFTKV_SIM_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(600);
     let schedules: [(&str, &(dyn Fn(u64) -> SimOptions + Sync)); 5] = [
         ("no-fsync", &no_fsync_opts),
         ("stale-read", &stale_read_opts),
         ("lost-ack", &lost_ack_opts),
-        ("lease", &lease_opts),
-        ("figure8", &figure8_opts),
+        ("lease-clock", &lease_opts),
+        ("old-term-commit", &figure8_opts),
     ];
+    let replay_seed = std::env::var("RAFTKV_SIM_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    let only = std::env::var("RAFTKV_SIM_SCHEDULE").ok();
     for (name, make) in schedules {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        if let Some(seed) = replay_seed {
+            let mut opts = make(seed);
+            opts.trace_lines = 400;
+            match Sim::new(opts, seed).run() {
+                Ok(stats) => eprintln!("{name}: seed {seed} passed: {stats:?}"),
+                Err(f) => {
+                    for line in &f.trace {
+                        eprintln!("{line}");
+                    }
+                    panic!("{name} schedule: {f}");
+                }
+            }
+            continue;
+        }
         let report = sweep(1_000_000, count, default_threads(), make);
         eprintln!(
             "{name}: {} seeds in {:.2?}",
             report.seeds_run, report.elapsed
         );
         if let Some(f) = report.failure {
-            panic!("{name} schedule: {f}\nreplay: seed {}", f.seed);
+            panic!("{name} schedule: {f}\n{}", replay_hint(name, f.seed));
         }
+        assert_eq!(report.seeds_run, count);
     }
 }

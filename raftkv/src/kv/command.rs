@@ -75,7 +75,7 @@ pub enum Reply {
 /// A definite failure decided by the state machine (the command was applied and did nothing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum OpError {
-    #[error("cas failed: current value is {current:?}")]
+    #[error("cas failed: current value is {}", .current.as_deref().map_or_else(|| "absent".to_string(), |v| format!("{v:?}")))]
     CasFailed { current: Option<String> },
     #[error("stale token {token}: token {accepted} already accepted for this key")]
     StaleToken { token: u64, accepted: u64 },
