@@ -5,6 +5,8 @@
 //! reads, ticks), feeds them to the core, then performs the core's effects: all
 //! `Persist`s are written and fsynced once (group commit) BEFORE any message is sent,
 //! entry applied or client answered, because those may promise what was persisted.
+//! The exception is leader replication, sent before the fsync so that the leader's and the
+//! followers' disk writes overlap (see `Message::may_precede_persist`).
 //! A dedicated thread (not a tokio task) is used because fsync blocks.
 
 use std::collections::{BTreeMap, HashMap};
@@ -418,6 +420,13 @@ impl<O: Outbox> Node<O> {
         let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
         self.raft.set_wall_clock_ms(wall_clock_ms());
+        if self.cfg.raft.has_bug(Bug::StaleRead) {
+            // BUG stale-read: every node, follower or deposed leader, answers from its own
+            // applied state at once: no ReadIndex, no forwarding to the leader. A node cut
+            // off from the majority keeps serving the values it last applied.
+            let _ = reply.send(Ok(self.sm.get(&key).cloned()));
+            return;
+        }
         match self.raft.read_index(ctx) {
             Ok(()) => {
                 self.reads.insert(ctx, PendingRead { key, reply });
@@ -439,6 +448,17 @@ impl<O: Outbox> Node<O> {
             let effects = self.raft.take_effects();
             if effects.is_empty() {
                 break;
+            }
+            // Leader replication goes out first, so followers write their logs while we
+            // write ours (see `Message::may_precede_persist`); we handle no input (and so
+            // no response) until our own fsync below has returned.
+            let (early, effects): (Vec<Effect>, Vec<Effect>) = effects
+                .into_iter()
+                .partition(|e| matches!(e, Effect::Send(m) if m.may_precede_persist()));
+            for e in early {
+                if let Effect::Send(m) = e {
+                    self.outbox.send(m);
+                }
             }
             for e in &effects {
                 if let Effect::Persist(p) = e {

@@ -12,11 +12,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bug {
-    /// Core. `read_index` on a node that believes it is leader answers at once with its
-    /// local commit index, skipping the heartbeat round that proves it is still leader.
-    /// A deposed leader in a minority partition then serves stale reads (breaks
-    /// linearizability of reads). The node layer needs nothing extra: it always reads
-    /// through `Raft::read_index`.
+    /// Core and node. In the core, `read_index` on a node that believes it is leader
+    /// answers at once with its local commit index, skipping the heartbeat round that
+    /// proves it is still leader, so a deposed leader in a minority serves stale reads.
+    /// The server goes further, as real systems with this bug do: every node (followers
+    /// included) answers a read from its own applied state without asking the leader, so
+    /// a node cut off from the majority serves old values for as long as the partition
+    /// lasts (breaks linearizability of reads).
     StaleRead,
     /// Core. The leader emits `Effect::Apply` for entries as soon as they are in its own
     /// log (acknowledging them to clients) instead of once a majority holds them. If the
