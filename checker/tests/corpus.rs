@@ -3,6 +3,7 @@
 //! (initial nil), kv histories with the kv model (initial ""). Any mismatch fails the
 //! test, listing every one.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,17 +23,56 @@ fn spec_for(file: &str) -> ModelSpec {
     }
 }
 
-/// (file, expected verdict) from the manifest.
+/// (file, expected verdict) from the manifest. Panics on a malformed row, a verdict
+/// other than `valid`/`invalid`, a duplicate row, or a history file in `etcd/` or `kv/`
+/// that the manifest leaves out: the test must cover every row and every file.
 fn manifest(dir: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(dir.join("verdicts.tsv")).expect("read verdicts.tsv");
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (file, expected) = l.split_once('\t').expect("file<TAB>verdict");
-            (file.to_string(), expected.trim().to_string())
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().map(str::trim),
+        Some("file\texpected"),
+        "verdicts.tsv: unexpected header"
+    );
+    let rows: Vec<(String, String)> = lines
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let Some((file, expected)) = l.split_once('\t') else {
+                panic!(
+                    "verdicts.tsv line {}: expected file<TAB>verdict: {l:?}",
+                    i + 2
+                );
+            };
+            let expected = expected.trim();
+            assert!(
+                matches!(expected, "valid" | "invalid"),
+                "verdicts.tsv line {}: verdict {expected:?} is not valid/invalid",
+                i + 2
+            );
+            (file.to_string(), expected.to_string())
         })
-        .collect()
+        .collect();
+    let listed: BTreeSet<&str> = rows.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(listed.len(), rows.len(), "verdicts.tsv lists a file twice");
+    let mut on_disk = BTreeSet::new();
+    for sub in ["etcd", "kv"] {
+        let rd = std::fs::read_dir(dir.join(sub)).unwrap_or_else(|e| panic!("{sub}/: {e}"));
+        for entry in rd {
+            let name = entry.expect("read corpus dir").file_name();
+            on_disk.insert(format!("{sub}/{}", name.to_string_lossy()));
+        }
+    }
+    let unlisted: Vec<&String> = on_disk
+        .iter()
+        .filter(|f| !listed.contains(f.as_str()))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "corpus files missing from verdicts.tsv: {unlisted:?}"
+    );
+    assert!(!rows.is_empty(), "verdicts.tsv has no rows");
+    rows
 }
 
 /// Checks every file with `spec_for(file)` changed by `adjust`; returns the mismatches.
@@ -42,7 +82,9 @@ fn run(dir: &Path, adjust: impl Fn(ModelSpec) -> ModelSpec) -> Vec<String> {
         ..Limits::default()
     };
     let mut mismatches = Vec::new();
-    for (file, expected) in manifest(dir) {
+    let rows = manifest(dir);
+    eprintln!("checking {} corpus histories", rows.len());
+    for (file, expected) in rows {
         let history = match read_path(&dir.join(&file), Format::Auto) {
             Ok(h) => h,
             Err(e) => {

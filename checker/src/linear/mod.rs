@@ -58,17 +58,7 @@ pub(crate) struct Shared<'a> {
 impl Shared<'_> {
     /// Publishes this partition's memo size change and says whether to stop.
     pub(crate) fn should_stop(&self, reported: &mut u64, memo_bytes: u64) -> bool {
-        let total = if memo_bytes >= *reported {
-            self.memory_bytes
-                .fetch_add(memo_bytes - *reported, Ordering::Relaxed)
-                + (memo_bytes - *reported)
-        } else {
-            self.memory_bytes
-                .fetch_sub(*reported - memo_bytes, Ordering::Relaxed)
-                - (*reported - memo_bytes)
-        };
-        *reported = memo_bytes;
-        self.peak_memory_bytes.fetch_max(total, Ordering::Relaxed);
+        let total = self.note_memory(reported, memo_bytes);
         if self.stop.load(Ordering::Relaxed) {
             return true;
         }
@@ -91,6 +81,23 @@ impl Shared<'_> {
             }
         }
         false
+    }
+
+    /// Publishes this partition's memo size change (it last reported `reported` bytes,
+    /// now `memo_bytes`), keeps the peak, and returns the total over all partitions.
+    pub(crate) fn note_memory(&self, reported: &mut u64, memo_bytes: u64) -> u64 {
+        let total = if memo_bytes >= *reported {
+            self.memory_bytes
+                .fetch_add(memo_bytes - *reported, Ordering::Relaxed)
+                + (memo_bytes - *reported)
+        } else {
+            self.memory_bytes
+                .fetch_sub(*reported - memo_bytes, Ordering::Relaxed)
+                - (*reported - memo_bytes)
+        };
+        *reported = memo_bytes;
+        self.peak_memory_bytes.fetch_max(total, Ordering::Relaxed);
+        total
     }
 
     pub(crate) fn release_memory(&self, reported: u64) {

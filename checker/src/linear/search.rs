@@ -221,6 +221,9 @@ pub(crate) fn search<M: Model>(model: &M, part: &Partition<'_>, shared: &Shared)
         }
     };
     shared.add_states(memo.len() as u64 - reported_states);
+    // Publish the final size too: a search shorter than `CHECK_EVERY` iterations never
+    // reported its memo, and the peak must still count it.
+    shared.note_memory(&mut reported_memory, memo.bytes());
     shared.release_memory(reported_memory);
     outcome
 }
