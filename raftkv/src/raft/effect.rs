@@ -39,6 +39,9 @@ impl Persist {
 /// applied, a read answered), because those effects may promise what the `Persist`
 /// stores (a vote, an acknowledged entry). Runtimes may batch: collect the effects of
 /// many inputs, write all their `Persist`s with one fsync, then perform the rest in order.
+/// The one exception: a `Send` whose message `may_precede_persist` (leader replication)
+/// may be performed before the `Persist`s ahead of it, as long as the runtime handles no
+/// further input until they are durable (see `Message::may_precede_persist`).
 /// A runtime that crashes loses effects not yet performed; that is safe.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Effect {

@@ -68,6 +68,29 @@ pub enum MessageBody {
     },
 }
 
+impl Message {
+    /// Leader-to-follower replication (`AppendEntries`, `Heartbeat`, `InstallSnapshot`)
+    /// may be sent BEFORE the `Persist` effects emitted ahead of it are durable: the leader
+    /// writes its log to disk in parallel with replicating it (Raft thesis §10.2.1), which
+    /// takes one fsync off every write's critical path. Safe because such a message
+    /// promises nothing about the sender's disk (it states what the leader holds in
+    /// memory; a follower stores and acknowledges it on its own disk), and the leader
+    /// counts its own log towards a majority only while handling a follower's response,
+    /// which a runtime handles only after the fsync of the batch that sent the entries
+    /// (each input is handled after the previous batch's effects are performed). If the
+    /// leader crashes before its fsync, followers may hold entries it lost; that is an
+    /// ordinary uncommitted suffix, resolved by the next election. Votes, responses and
+    /// every other message still wait for the fsync.
+    pub fn may_precede_persist(&self) -> bool {
+        matches!(
+            self.body,
+            MessageBody::AppendEntries { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. }
+        )
+    }
+}
+
 impl MessageBody {
     /// Short name for logs and traces.
     pub fn kind(&self) -> &'static str {

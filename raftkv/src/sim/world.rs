@@ -463,6 +463,12 @@ impl Sim {
 
     /// Perform `effects` of node `i` in order, possibly crashing part-way.
     fn perform(&mut self, i: usize, effects: Vec<Effect>) -> Result<(), Violation> {
+        // As the node runtime does: leader replication first, ahead of the persists
+        // (`Message::may_precede_persist`), so a crash can fall between the two.
+        let (mut effects, rest): (Vec<Effect>, Vec<Effect>) = effects
+            .into_iter()
+            .partition(|e| matches!(e, Effect::Send(m) if m.may_precede_persist()));
+        effects.extend(rest);
         let cut = if self.chaos
             && !effects.is_empty()
             && self.rng.chance(self.opts.crash_mid_effects_per_mille, 1000)
