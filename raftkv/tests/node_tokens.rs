@@ -184,10 +184,11 @@ fn tokens_strictly_increase_across_leader_change() {
 fn token_reuse_bug_grants_a_token_twice() {
     let tokens = grants_across_leader_change(&[Bug::TokenReuse]);
     eprintln!("tokens granted (a, b, c by the old leader; d by the new one): {tokens:?}");
-    // The new leader had not applied the grant of "c" when it seeded its counter.
-    assert_eq!(
-        tokens[3], tokens[2],
-        "the new leader's grant reuses the old leader's last acknowledged token: {tokens:?}"
+    // The new leader's counter does not know the old leader's grants (at least not the
+    // last one, acknowledged but not yet applied here): its grant is not above them.
+    assert!(
+        tokens[3] <= tokens[2],
+        "the new leader's grant should not exceed the old leader's last token: {tokens:?}"
     );
     let mut sorted = tokens.clone();
     sorted.sort_unstable();
