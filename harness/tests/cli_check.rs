@@ -265,3 +265,76 @@ fn stats_flag_adds_latency_table_and_json() {
         .iter()
         .any(|g| g["f"] == "acquire" && g["latency"]["p50_ns"] == 10));
 }
+
+#[test]
+fn invalid_counterexample_in_text_and_json() {
+    let h = corpus_file("etcd/etcd_000.log");
+    let o = faultline(&["check", &h, "--model", "cas-register"]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    for part in [
+        "longest linearizable prefix:",
+        "possible states after it:",
+        "cannot take effect next:",
+    ] {
+        assert!(text.contains(part), "missing {part:?} in:\n{text}");
+    }
+
+    let o = faultline(&["check", &h, "--model", "cas-register", "--json"]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["verdict"], "invalid");
+    assert_eq!(j["model"], "cas-register");
+    let prefix = j["prefix"].as_array().expect("prefix is an array");
+    assert!(!prefix.is_empty());
+    assert!(prefix
+        .iter()
+        .all(|op| op["f"].is_string() && op["id"].is_u64()));
+    let states = j["states"].as_array().expect("states is an array");
+    assert!(!states.is_empty() && states.iter().all(|s| s.is_string()));
+    assert!(j["failed"]["f"].is_string() && j["failed"]["complete"].is_u64());
+    assert!(j["pending"].is_array());
+    assert!(j["stats"]["states_explored"].as_u64().unwrap() > 0);
+    assert!(j["stats"]["peak_memory_bytes"].as_u64().unwrap() > 0);
+}
+
+/// A generated, linearizable kv history of `ops` ops as a JSONL file.
+fn generated_kv(dir: &tempfile::TempDir, ops: usize) -> String {
+    use faultline_checker::gen::{kv_history, GenConfig};
+    let h = kv_history(&GenConfig {
+        ops,
+        keys: 10,
+        clients: 30,
+        info_rate: 0.01,
+        seed: 11,
+    });
+    let p = dir.path().join("kv.jsonl");
+    let f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    faultline_checker::format::write_jsonl(f, &h.events).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn timeout_gives_unknown_and_no_progress_bar_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = generated_kv(&dir, 300_000);
+
+    let o = faultline(&["check", &p, "--model", "kv", "--timeout", "1ns", "--json"]);
+    assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["verdict"], "unknown");
+    assert_eq!(j["limit"], "timeout 1ns");
+
+    // Long enough for the bar's one-second delay in a debug build; stderr is a pipe
+    // here, so nothing may be drawn on it.
+    let started = std::time::Instant::now();
+    let o = faultline(&["check", &p, "--model", "kv", "--timeout", "0"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("kv: valid"), "{}", stdout(&o));
+    assert_eq!(
+        stderr(&o),
+        "",
+        "stderr not empty after {:?}",
+        started.elapsed()
+    );
+}
