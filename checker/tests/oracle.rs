@@ -55,6 +55,13 @@ fn spec_step(kind: ModelKind, initial: &Value, state: &State, op: &Op) -> Option
             }
         }
         (_, "write" | "put") => set(&mut next, op.value.clone()),
+        (_, "cas") if op.outcome == Outcome::Fail => {
+            // Only reached with Porcupine's reading: the cas saw a value other than `from`.
+            let l = op.value.as_list()?;
+            if l[0] == cur {
+                return None;
+            }
+        }
         (_, "cas") => {
             let l = op.value.as_list()?;
             if l[0] != cur {
@@ -76,14 +83,28 @@ fn spec_step(kind: ModelKind, initial: &Value, state: &State, op: &Op) -> Option
 }
 
 fn oracle(kind: ModelKind, initial: &Value, ops: &[Op]) -> bool {
-    let ops: Vec<&Op> = ops.iter().filter(|o| o.outcome != Outcome::Fail).collect();
-    let end = |o: &Op| match o.outcome {
-        Outcome::Ok => o.complete.unwrap_or(usize::MAX),
-        _ => usize::MAX,
+    oracle_with(kind, initial, ops, false)
+}
+
+/// `fail_observed`: Porcupine's reading of a failed cas (cas-register only): it took
+/// effect between its invoke and its completion, saw a value other than `from`, and
+/// changed nothing. Otherwise `fail` ops did not happen.
+fn oracle_with(kind: ModelKind, initial: &Value, ops: &[Op], fail_observed: bool) -> bool {
+    let happened = |o: &Op| {
+        o.outcome == Outcome::Ok || (fail_observed && o.outcome == Outcome::Fail && o.f == "cas")
     };
-    let info: Vec<usize> = (0..ops.len())
-        .filter(|&i| ops[i].outcome != Outcome::Ok)
+    let ops: Vec<&Op> = ops
+        .iter()
+        .filter(|o| o.outcome != Outcome::Fail || happened(o))
         .collect();
+    let end = |o: &Op| {
+        if happened(o) {
+            o.complete.unwrap_or(usize::MAX)
+        } else {
+            usize::MAX
+        }
+    };
+    let info: Vec<usize> = (0..ops.len()).filter(|&i| !happened(ops[i])).collect();
     let mut initial_state = State::new();
     if kind == ModelKind::Mutex {
         initial_state.insert(String::new(), Value::Bool(false));
@@ -358,6 +379,28 @@ proptest! {
     #[test]
     fn cas_register_matches_oracle(h in history_strategy(ModelKind::CasRegister)) {
         agrees(ModelKind::CasRegister, &h)?;
+    }
+
+    #[test]
+    fn cas_register_with_failed_cas_observed_matches_oracle(
+        h in history_strategy(ModelKind::CasRegister)
+    ) {
+        let ops = h.ops().expect("generated histories pair");
+        let expected = oracle_with(ModelKind::CasRegister, &Value::Null, &ops, true);
+        let mut spec = ModelSpec::new(ModelKind::CasRegister);
+        spec.cas_fail_observed = true;
+        let got = check(&h, &spec, &Limits::default()).expect("checks");
+        prop_assert!(!got.verdict.is_unknown(), "no limits, yet unknown: {}", got.verdict);
+        prop_assert_eq!(
+            got.verdict.is_valid(),
+            expected,
+            "ops:\n{}\nsearch said {}",
+            ops.iter()
+                .map(|o| format!("  {o} [{}..{:?}]", o.invoke, o.complete))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            got.verdict
+        );
     }
 
     #[test]
