@@ -10,8 +10,13 @@ use std::time::{Duration, Instant};
 use faultline_checker::format::{read_path, Format};
 use faultline_checker::{check, Limits, ModelKind, ModelSpec, Value};
 
+/// `$FAULTLINE_CORPUS/porcupine` when set (as `harness/tests/cli_check.rs`), else the
+/// shared corpus beside the repository.
 fn corpus_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/porcupine");
+    let dir = match std::env::var_os("FAULTLINE_CORPUS") {
+        Some(root) => PathBuf::from(root).join("porcupine"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/porcupine"),
+    };
     dir.join("verdicts.tsv").exists().then_some(dir)
 }
 
