@@ -6,4 +6,5 @@ pub mod cli;
 pub mod docker;
 pub mod image;
 pub mod image_cmd;
+pub mod report;
 pub mod run;
