@@ -103,8 +103,19 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Containers or networks labelled as faultline's that exist right now.
-fn faultline_objects() -> (String, String) {
+/// The Docker run id a run logged (`cluster run id X` in its faultline.log).
+fn run_id_of(run_dir: &Path) -> String {
+    let log = std::fs::read_to_string(run_dir.join("faultline.log")).unwrap_or_default();
+    log.lines()
+        .find_map(|l| l.split("cluster run id ").nth(1))
+        .map(|id| id.trim().to_string())
+        .unwrap_or_else(|| panic!("no run id in {}/faultline.log:\n{log}", run_dir.display()))
+}
+
+/// Containers and networks of one run that exist right now (other runs, e.g. other test
+/// binaries sharing the daemon, are not this test's business).
+fn objects_of_run(run_id: &str) -> (String, String) {
+    let filter = format!("label=faultline.run={run_id}");
     let run = |args: &[&str]| {
         let out = Command::new("docker")
             .args(args)
@@ -113,8 +124,8 @@ fn faultline_objects() -> (String, String) {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     (
-        run(&["ps", "-aq", "--filter", "label=faultline.run"]),
-        run(&["network", "ls", "-q", "--filter", "label=faultline.run"]),
+        run(&["ps", "-aq", "--filter", &filter]),
+        run(&["network", "ls", "-q", "--filter", &filter]),
     )
 }
 
@@ -163,7 +174,7 @@ async fn correct_raftkv_under_partitions_and_kills_is_valid() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(node_logs, 3, "one log folder per node");
-    let (containers, networks) = faultline_objects();
+    let (containers, networks) = objects_of_run(&run_id_of(&run_dir));
     assert!(
         containers.is_empty() && networks.is_empty(),
         "{containers} {networks}"
@@ -268,7 +279,8 @@ async fn sigkilled_run_keeps_its_history_and_the_next_run_cleans_up() {
     }
     child.start_kill().expect("SIGKILL");
     child.wait().await.expect("reaped");
-    let (containers, _) = faultline_objects();
+    let killed_id = run_id_of(&results.path().join("killed").join("latest"));
+    let (containers, _) = objects_of_run(&killed_id);
     assert!(
         !containers.is_empty(),
         "the killed run left its containers behind"
@@ -306,9 +318,88 @@ async fn sigkilled_run_keeps_its_history_and_the_next_run_cleans_up() {
     let log = std::fs::read_to_string(next.path().join("latest").join("faultline.log"))
         .unwrap_or_default();
     assert!(log.contains("removed leftovers of dead runs"), "{log}");
-    let (containers, networks) = faultline_objects();
-    assert!(
-        containers.is_empty() && networks.is_empty(),
-        "left behind: containers [{containers}] networks [{networks}]"
-    );
+    for id in [killed_id, run_id_of(&next.path().join("latest"))] {
+        let (containers, networks) = objects_of_run(&id);
+        assert!(
+            containers.is_empty() && networks.is_empty(),
+            "run {id} left containers [{containers}] networks [{networks}]"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_and_lock_workloads_on_correct_raftkv_are_valid() {
+    let _serial = SERIAL.lock().await;
+    let Some(raftkv) = prerequisites().await else {
+        return;
+    };
+    for workload in ["kv", "lock"] {
+        let results = tempfile::tempdir().expect("tempdir");
+        let args = test_args(
+            &raftkv,
+            results.path(),
+            &[
+                "--workload",
+                workload,
+                "--time-limit",
+                "12s",
+                "--nemesis",
+                "partition,kill",
+                "--seed",
+                "3",
+            ],
+        );
+        let out = run_faultline(&args).await;
+        assert_eq!(out.status.code(), Some(0), "{workload}: {}", describe(&out));
+        let json = results_json(results.path());
+        assert_eq!(json["verdict"], "valid", "{workload}: {json:#}");
+        if workload == "lock" {
+            assert_eq!(json["judgement"]["fencing"]["valid"], true, "{json:#}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reuse_bug_is_a_fencing_violation() {
+    let _serial = SERIAL.lock().await;
+    let Some(raftkv) = prerequisites().await else {
+        return;
+    };
+    // Bounded: at most this many runs; the first detection ends the test.
+    const TRIES: u64 = 3;
+    let mut verdicts = Vec::new();
+    for seed in 1..=TRIES {
+        let results = tempfile::tempdir().expect("tempdir");
+        let seed = seed.to_string();
+        let args = test_args(
+            &raftkv,
+            results.path(),
+            &[
+                "--workload",
+                "lock",
+                "--time-limit",
+                "20s",
+                "--nemesis",
+                "partition",
+                "--bug",
+                "token-reuse",
+                "--seed",
+                &seed,
+            ],
+        );
+        let out = run_faultline(&args).await;
+        let code = out.status.code();
+        eprintln!(
+            "seed {seed}: exit {code:?}: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+        assert!(matches!(code, Some(0..=2)), "{}", describe(&out));
+        let json = results_json(results.path());
+        if code == Some(1) {
+            assert_eq!(json["judgement"]["fencing"]["valid"], false, "{json:#}");
+            return;
+        }
+        verdicts.push(json["verdict"].clone());
+    }
+    panic!("token-reuse went undetected in {TRIES} runs: {verdicts:?}");
 }

@@ -156,8 +156,10 @@ pub struct Node<O: Outbox> {
     proposals: BTreeMap<u64, PendingProposal>,
     reads: HashMap<u64, PendingRead>,
     next_read_ctx: u64,
-    /// `--bug token-reuse` only: the leader's in-memory token counter, seeded from the
-    /// state machine when this node became leader (which may lag what was committed).
+    /// `--bug token-reuse` only: this node's in-memory token counter. It is never
+    /// replicated nor persisted: it starts at 0 when the process starts and carries on
+    /// from wherever this node left it when it was last leader, so after a leader change
+    /// (or a restart) tokens already granted by another leader are granted again.
     leader_token: Option<u64>,
     role: Role,
     /// Applied index of the last snapshot attempt, so a failed attempt is not retried
@@ -570,14 +572,9 @@ impl<O: Outbox> Node<O> {
             ?leader,
             "role change"
         );
-        if role == Role::Leader && self.role != Role::Leader {
-            self.leader_token = self
-                .cfg
-                .raft
-                .has_bug(Bug::TokenReuse)
-                .then(|| self.sm.last_token());
-        } else if role != Role::Leader {
-            self.leader_token = None;
+        if self.cfg.raft.has_bug(Bug::TokenReuse) {
+            // BUG token-reuse: the counter survives in this node's memory only.
+            self.leader_token = Some(self.leader_token.unwrap_or(0));
         }
         self.role = role;
     }

@@ -39,8 +39,10 @@ pub enum Bug {
     /// state machine safety).
     OldTermCommit,
     /// KV/lock state machine (node helper). Fencing tokens come from a counter kept
-    /// outside the replicated state (e.g. in leader memory), so a new leader hands out
-    /// tokens already granted (breaks strictly increasing fencing tokens). The core ignores it.
+    /// outside the replicated state: each node's own memory, never persisted, carried on
+    /// from where that node left it when it was last leader (0 after a restart). A new
+    /// leader hands out tokens already granted (breaks unique, strictly increasing fencing
+    /// tokens). The core ignores it.
     TokenReuse,
 }
 
