@@ -145,3 +145,22 @@ fn porcupine_corpus_with_failed_cas_observed() {
         mismatches.join("\n")
     );
 }
+
+/// Knossos reads an `ok` read of nil as "value unknown"; on this corpus that changes no
+/// verdict.
+#[test]
+fn porcupine_corpus_with_knossos_nil_reads() {
+    let Some(dir) = corpus_dir() else {
+        panic!("corpus missing");
+    };
+    let mismatches = run(&dir, |mut s| {
+        s.nil_read_any = true;
+        s
+    });
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}

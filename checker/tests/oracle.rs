@@ -28,7 +28,14 @@ fn get(state: &State, key: &str, initial: &Value) -> Value {
 }
 
 /// Independent sequential specification. `None`: the op cannot take effect.
-fn spec_step(kind: ModelKind, initial: &Value, state: &State, op: &Op) -> Option<State> {
+/// `nil_any`: Knossos's reading of an `ok` read that returned nil (value unknown).
+fn spec_step(
+    kind: ModelKind,
+    initial: &Value,
+    nil_any: bool,
+    state: &State,
+    op: &Op,
+) -> Option<State> {
     let key = op.key.clone().unwrap_or_default();
     let cur = get(state, &key, initial);
     let observed = op.outcome == Outcome::Ok;
@@ -50,7 +57,7 @@ fn spec_step(kind: ModelKind, initial: &Value, state: &State, op: &Op) -> Option
             set(&mut next, Value::Bool(false));
         }
         (_, "read" | "get") => {
-            if observed && op.output != cur {
+            if observed && op.output != cur && !(nil_any && op.output.is_null()) {
                 return None;
             }
         }
@@ -83,13 +90,19 @@ fn spec_step(kind: ModelKind, initial: &Value, state: &State, op: &Op) -> Option
 }
 
 fn oracle(kind: ModelKind, initial: &Value, ops: &[Op]) -> bool {
-    oracle_with(kind, initial, ops, false)
+    oracle_with(kind, initial, ops, false, false)
 }
 
 /// `fail_observed`: Porcupine's reading of a failed cas (cas-register only): it took
 /// effect between its invoke and its completion, saw a value other than `from`, and
 /// changed nothing. Otherwise `fail` ops did not happen.
-fn oracle_with(kind: ModelKind, initial: &Value, ops: &[Op], fail_observed: bool) -> bool {
+fn oracle_with(
+    kind: ModelKind,
+    initial: &Value,
+    ops: &[Op],
+    fail_observed: bool,
+    nil_any: bool,
+) -> bool {
     let happened = |o: &Op| {
         o.outcome == Outcome::Ok || (fail_observed && o.outcome == Outcome::Fail && o.f == "cas")
     };
@@ -120,6 +133,7 @@ fn oracle_with(kind: ModelKind, initial: &Value, ops: &[Op], fail_observed: bool
         if orders(
             kind,
             initial,
+            nil_any,
             &ops,
             &chosen,
             &mut placed,
@@ -136,6 +150,7 @@ fn oracle_with(kind: ModelKind, initial: &Value, ops: &[Op], fail_observed: bool
 fn orders(
     kind: ModelKind,
     initial: &Value,
+    nil_any: bool,
     ops: &[&Op],
     chosen: &[usize],
     placed: &mut Vec<bool>,
@@ -156,9 +171,9 @@ fn orders(
         if blocked {
             continue;
         }
-        if let Some(next) = spec_step(kind, initial, state, ops[i]) {
+        if let Some(next) = spec_step(kind, initial, nil_any, state, ops[i]) {
             placed[i] = true;
-            let ok = orders(kind, initial, ops, chosen, placed, &next, end);
+            let ok = orders(kind, initial, nil_any, ops, chosen, placed, &next, end);
             placed[i] = false;
             if ok {
                 return true;
@@ -386,7 +401,7 @@ proptest! {
         h in history_strategy(ModelKind::CasRegister)
     ) {
         let ops = h.ops().expect("generated histories pair");
-        let expected = oracle_with(ModelKind::CasRegister, &Value::Null, &ops, true);
+        let expected = oracle_with(ModelKind::CasRegister, &Value::Null, &ops, true, false);
         let mut spec = ModelSpec::new(ModelKind::CasRegister);
         spec.cas_fail_observed = true;
         let got = check(&h, &spec, &Limits::default()).expect("checks");
@@ -395,6 +410,31 @@ proptest! {
             got.verdict.is_valid(),
             expected,
             "ops:\n{}\nsearch said {}",
+            ops.iter()
+                .map(|o| format!("  {o} [{}..{:?}]", o.invoke, o.complete))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            got.verdict
+        );
+    }
+
+    /// Knossos's reading of nil reads (register and cas-register draw nil outputs).
+    #[test]
+    fn knossos_nil_reads_match_oracle(
+        (kind, h) in prop_oneof![Just(ModelKind::Register), Just(ModelKind::CasRegister)]
+            .prop_flat_map(|k| (Just(k), history_strategy(k)))
+    ) {
+        let (mut spec, initial) = spec(kind);
+        spec.nil_read_any = true;
+        let ops = h.ops().expect("generated histories pair");
+        let expected = oracle_with(kind, &initial, &ops, false, true);
+        let got = check(&h, &spec, &Limits::default()).expect("checks");
+        prop_assert!(!got.verdict.is_unknown(), "no limits, yet unknown: {}", got.verdict);
+        prop_assert_eq!(
+            got.verdict.is_valid(),
+            expected,
+            "model {} with nil reads unknown, ops:\n{}\nsearch said {}",
+            kind,
             ops.iter()
                 .map(|o| format!("  {o} [{}..{:?}]", o.invoke, o.complete))
                 .collect::<Vec<_>>()

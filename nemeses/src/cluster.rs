@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::grudge::Grudge;
+use crate::netem::NetemSpec;
 
 /// A node's identity inside one cluster. Also the raft id the node is started with, so it
 /// starts at 1 (raft ids are non-zero).
@@ -96,6 +97,25 @@ pub trait Cluster: Send + Sync {
     /// Sets the node's clock to run `offset_ms` away from real time, at `rate` seconds per
     /// real second. `(0, 1.0)` resets it.
     async fn clock(&self, node: NodeId, offset_ms: i64, rate: f64) -> Result<(), ClusterError>;
+
+    /// Replaces the packet fault on the node's outgoing traffic with `spec`. A backend that
+    /// cannot (no netem in the kernel, no network namespace of its own) returns
+    /// `Unsupported`, and the nemesis skips the fault.
+    async fn netem(&self, node: NodeId, spec: &NetemSpec) -> Result<(), ClusterError> {
+        let _ = spec;
+        Err(ClusterError::Unsupported {
+            op: "netem",
+            backend: "this",
+            reason: format!("packet faults are not implemented (node {node})"),
+        })
+    }
+
+    /// Removes the node's packet fault. Clearing a node without one is not an error; the
+    /// default does nothing, matching the default `netem` that never applies one.
+    async fn clear_netem(&self, node: NodeId) -> Result<(), ClusterError> {
+        let _ = node;
+        Ok(())
+    }
 
     /// Copies the node's logs into `dir` (created if missing).
     async fn logs(&self, node: NodeId, dir: &Path) -> Result<(), ClusterError>;

@@ -3,9 +3,11 @@
 pub mod cluster;
 pub mod grudge;
 pub mod nemesis;
+pub mod netem;
 pub mod schedule;
 
 pub use cluster::{Cluster, ClusterError, Node, NodeId};
 pub use grudge::Grudge;
 pub use nemesis::{ActiveFault, FaultKind, LeaderProbe, Nemesis};
+pub use netem::NetemSpec;
 pub use schedule::{EventLog, Schedule, ScheduleConfig, ScheduleReport};

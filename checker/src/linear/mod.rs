@@ -128,17 +128,33 @@ pub fn check(
     limits: &Limits,
 ) -> Result<CheckResult, HistoryError> {
     let initial = spec.initial.clone();
+    let nil_read_any = spec.nil_read_any;
     match spec.kind {
-        ModelKind::Register => check_with(history, &Register { initial }, limits),
+        ModelKind::Register => check_with(
+            history,
+            &Register {
+                initial,
+                nil_read_any,
+            },
+            limits,
+        ),
         ModelKind::CasRegister => check_with(
             history,
             &CasRegister {
                 initial,
                 fail_observed: spec.cas_fail_observed,
+                nil_read_any,
             },
             limits,
         ),
-        ModelKind::Kv => check_with(history, &Kv { initial }, limits),
+        ModelKind::Kv => check_with(
+            history,
+            &Kv {
+                initial,
+                nil_read_any,
+            },
+            limits,
+        ),
         ModelKind::Mutex => check_with(history, &Mutex, limits),
     }
 }

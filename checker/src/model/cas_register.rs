@@ -14,6 +14,17 @@ pub struct CasRegister {
     pub initial: Value,
     /// Porcupine's reading of `fail` cas ops; see the module comment.
     pub fail_observed: bool,
+    /// Knossos's reading of a read that returned nil: unknown, legal in any state.
+    pub nil_read_any: bool,
+}
+
+impl CasRegister {
+    /// Whether a read `op` may return what it returned in `state`.
+    fn observes(&self, state: &Value, op: &Op) -> bool {
+        op.outcome != Outcome::Ok
+            || (self.nil_read_any && op.output.is_null())
+            || op.output == *state
+    }
 }
 
 impl Model for CasRegister {
@@ -26,7 +37,7 @@ impl Model for CasRegister {
     fn step(&self, state: &Value, op: &Op) -> Option<Value> {
         match op.f.as_str() {
             "write" => Some(op.value.clone()),
-            "read" if op.outcome != Outcome::Ok || op.output == *state => Some(state.clone()),
+            "read" if self.observes(state, op) => Some(state.clone()),
             "cas" => {
                 let (from, to) = cas_args(op)?;
                 match op.outcome {

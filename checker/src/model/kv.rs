@@ -10,6 +10,8 @@ use crate::model::{cas_args, unobserved_writes, Model};
 #[derive(Clone, Debug, Default)]
 pub struct Kv {
     pub initial: Value,
+    /// Knossos's reading of a read that returned nil: unknown, legal in any state.
+    pub nil_read_any: bool,
 }
 
 fn append(state: &Value, suffix: &Value) -> Option<Value> {
@@ -31,7 +33,11 @@ impl Model for Kv {
     fn step(&self, state: &Value, op: &Op) -> Option<Value> {
         match op.f.as_str() {
             "write" | "put" => Some(op.value.clone()),
-            "read" | "get" if op.outcome != Outcome::Ok || op.output == *state => {
+            "read" | "get"
+                if op.outcome != Outcome::Ok
+                    || (self.nil_read_any && op.output.is_null())
+                    || op.output == *state =>
+            {
                 Some(state.clone())
             }
             "append" => append(state, &op.value),
@@ -81,6 +87,7 @@ mod tests {
     fn append_concatenates() {
         let m = Kv {
             initial: Value::from(""),
+            nil_read_any: false,
         };
         let s = m
             .step(&m.init(), &op("append", "x ".into(), "x ".into()))

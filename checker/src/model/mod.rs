@@ -133,6 +133,12 @@ pub struct ModelSpec {
     /// see `CasRegister::fail_observed`.
     #[serde(default)]
     pub cas_fail_observed: bool,
+    /// register, cas-register, kv. Knossos's models read an `ok` read that returned nil
+    /// as "value unknown", legal in any state; by default (off) it observed the value
+    /// nil, which catches stale reads of a never-written key. Turn on for the verdict
+    /// Knossos would give on a Jepsen history.
+    #[serde(default)]
+    pub nil_read_any: bool,
 }
 
 impl ModelSpec {
@@ -141,6 +147,7 @@ impl ModelSpec {
             kind,
             initial: Value::Null,
             cas_fail_observed: false,
+            nil_read_any: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The read/write register: `write v` sets it, `read` must return its value. A register
 //! that was never written holds the initial value (nil unless set), so a read that
-//! returns nil observes the initial state.
+//! returns nil observes the initial state (unless `nil_read_any`: Knossos reads it as
+//! "value unknown").
 
 use crate::history::{Op, Outcome, Value};
 use crate::model::{unobserved_writes, Model};
@@ -8,6 +9,17 @@ use crate::model::{unobserved_writes, Model};
 #[derive(Clone, Debug, Default)]
 pub struct Register {
     pub initial: Value,
+    /// Knossos's reading of a read that returned nil: unknown, legal in any state.
+    pub nil_read_any: bool,
+}
+
+impl Register {
+    /// Whether a read `op` may return what it returned in `state`.
+    fn observes(&self, state: &Value, op: &Op) -> bool {
+        op.outcome != Outcome::Ok
+            || (self.nil_read_any && op.output.is_null())
+            || op.output == *state
+    }
 }
 
 impl Model for Register {
@@ -20,7 +32,7 @@ impl Model for Register {
     fn step(&self, state: &Value, op: &Op) -> Option<Value> {
         match op.f.as_str() {
             "write" => Some(op.value.clone()),
-            "read" if op.outcome != Outcome::Ok || op.output == *state => Some(state.clone()),
+            "read" if self.observes(state, op) => Some(state.clone()),
             _ => None,
         }
     }

@@ -59,6 +59,14 @@ pub struct CheckArgs {
     /// Print the result as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Also write a self-contained HTML report (timeline, latency, counterexample) here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Also write the verdict as JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `--model`: a linearizability model or the fencing checker.
@@ -97,6 +105,8 @@ enum CheckError {
     History(#[from] faultline_checker::HistoryError),
     #[error("--initial {0:?}: expected a JSON or EDN value such as 0, \"\" or nil")]
     Initial(String),
+    #[error(transparent)]
+    Output(#[from] crate::report::ReportError),
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
@@ -126,43 +136,76 @@ fn check(args: &CheckArgs) -> Result<u8, CheckError> {
     } else {
         None
     };
-    match args.model {
-        CheckModel::Fencing => check_fencing(args, &history, op_stats),
-        CheckModel::Linear(kind) => check_linear(args, &history, kind, op_stats),
+    let (code, out) = match args.model {
+        CheckModel::Fencing => check_fencing(args, &history, op_stats)?,
+        CheckModel::Linear(kind) => check_linear(args, &history, kind, op_stats)?,
+    };
+    if args.json {
+        println!("{out}");
     }
+    write_outputs(args, history, out)?;
+    Ok(code)
+}
+
+/// `--report` and `--junit`: built from the same JSON `--json` prints.
+fn write_outputs(
+    args: &CheckArgs,
+    history: History,
+    out: serde_json::Value,
+) -> Result<(), CheckError> {
+    let name = args.history.display().to_string();
+    if let Some(file) = &args.junit {
+        crate::report::write_file(file, &crate::report::junit::render(&name, &out))?;
+    }
+    if let Some(file) = &args.report {
+        let input = crate::report::ReportInput {
+            title: name,
+            config: json!({
+                "history": args.history,
+                "model": args.model.to_string(),
+                "format": args.format.as_str(),
+                "initial": args.initial,
+                "cas_fail_observed": args.cas_fail_observed,
+                "timeout": format!("{:?}", args.timeout),
+            }),
+            results: out,
+            history: Ok(history),
+            files: Vec::new(),
+        };
+        crate::report::write_file(file, &crate::report::render(&input))?;
+    }
+    Ok(())
 }
 
 fn check_fencing(
     args: &CheckArgs,
     history: &History,
     op_stats: Option<stats::Stats>,
-) -> Result<u8, CheckError> {
+) -> Result<(u8, serde_json::Value), CheckError> {
     let report = fencing::check(history)?;
     let code = if report.valid {
         exit::VALID
     } else {
         exit::INVALID
     };
-    if args.json {
-        let out = json!({
-            "history": args.history,
-            "model": "fencing",
-            "verdict": if report.valid { "valid" } else { "invalid" },
-            "fencing": report,
-        });
-        println!("{}", with_op_stats(out, op_stats));
-    } else {
+    let out = json!({
+        "history": args.history,
+        "model": "fencing",
+        "verdict": if report.valid { "valid" } else { "invalid" },
+        "fencing": report,
+    });
+    if !args.json {
         println!(
             "{}: {} events",
             args.history.display(),
             history.events.len()
         );
         println!("fencing: {report}");
-        if let Some(s) = op_stats {
+        if let Some(s) = &op_stats {
             print!("{s}");
         }
     }
-    Ok(code)
+    Ok((code, with_op_stats(out, op_stats)))
 }
 
 fn check_linear(
@@ -170,7 +213,7 @@ fn check_linear(
     history: &History,
     kind: ModelKind,
     op_stats: Option<stats::Stats>,
-) -> Result<u8, CheckError> {
+) -> Result<(u8, serde_json::Value), CheckError> {
     let mut spec = ModelSpec::new(kind);
     if let Some(text) = &args.initial {
         spec.initial = parse_value(text).ok_or_else(|| CheckError::Initial(text.clone()))?;
@@ -192,18 +235,16 @@ fn check_linear(
         1 => exit::INVALID,
         _ => exit::UNKNOWN,
     };
-    if args.json {
-        let mut out = json!({
-            "history": args.history,
-            "model": kind.as_str(),
-        });
-        if let (Some(obj), Ok(serde_json::Value::Object(r))) =
-            (out.as_object_mut(), serde_json::to_value(&result))
-        {
-            obj.extend(r);
-        }
-        println!("{}", with_op_stats(out, op_stats));
-    } else {
+    let mut out = json!({
+        "history": args.history,
+        "model": kind.as_str(),
+    });
+    if let (Some(obj), Ok(serde_json::Value::Object(r))) =
+        (out.as_object_mut(), serde_json::to_value(&result))
+    {
+        obj.extend(r);
+    }
+    if !args.json {
         let s = &result.stats;
         println!(
             "{}: {} events",
@@ -220,11 +261,11 @@ fn check_linear(
             faultline_checker::linear::format_bytes(s.peak_memory_bytes),
             s.elapsed_ms
         );
-        if let Some(st) = op_stats {
+        if let Some(st) = &op_stats {
             print!("{st}");
         }
     }
-    Ok(code)
+    Ok((code, with_op_stats(out, op_stats)))
 }
 
 /// Adds `op_stats` to a JSON result when `--stats` asked for them.

@@ -9,6 +9,8 @@
 pub mod check;
 pub mod exit;
 pub mod progress;
+pub mod report;
+pub mod test;
 pub mod units;
 
 use std::process::ExitCode;
@@ -28,10 +30,12 @@ pub enum Command {
     /// Check a recorded history (faultline JSONL, Jepsen history.edn or Jepsen log).
     Check(check::CheckArgs),
     /// Run a test: start a cluster, run clients under faults, check the history.
-    Test(crate::run::TestArgs),
+    Test(test::TestCommand),
     /// Build the node images (cached by a hash of their inputs).
     #[command(subcommand)]
     Image(crate::image_cmd::ImageCommand),
+    /// (Re)build report.html in a run's results folder.
+    Report(report::ReportArgs),
 }
 
 /// Parses `std::env::args`, runs the subcommand and returns its exit code.
@@ -56,8 +60,9 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
-        Command::Test(args) => crate::run::command(args),
+        Command::Test(args) => test::run(args),
         Command::Image(cmd) => crate::image_cmd::command(cmd),
+        Command::Report(args) => report::run(args),
     }
 }
 

@@ -249,6 +249,7 @@ fn write_results(dir: &RunDir, outcome: &RunOutcome) {
         tracing::error!("writing results.json: {e}");
     }
     dir.log(&format!("verdict: {}", outcome.verdict.name()));
+    crate::report::after_run(dir.path());
 }
 
 /// `faultline test`: builds the config from flags, runs it on a fresh runtime, prints the
