@@ -131,9 +131,11 @@ fn oracle_with(
             .collect();
         let mut placed = vec![false; ops.len()];
         if orders(
-            kind,
-            initial,
-            nil_any,
+            &Object {
+                kind,
+                initial,
+                nil_any,
+            },
             &ops,
             &chosen,
             &mut placed,
@@ -146,11 +148,17 @@ fn oracle_with(
     false
 }
 
+/// The object the oracle checks against: a model, its initial value, and how it reads
+/// nil reads (see `spec_step`).
+struct Object<'a> {
+    kind: ModelKind,
+    initial: &'a Value,
+    nil_any: bool,
+}
+
 /// Whether some real-time-respecting order of the unplaced `chosen` ops is legal.
 fn orders(
-    kind: ModelKind,
-    initial: &Value,
-    nil_any: bool,
+    obj: &Object<'_>,
     ops: &[&Op],
     chosen: &[usize],
     placed: &mut Vec<bool>,
@@ -171,9 +179,9 @@ fn orders(
         if blocked {
             continue;
         }
-        if let Some(next) = spec_step(kind, initial, nil_any, state, ops[i]) {
+        if let Some(next) = spec_step(obj.kind, obj.initial, obj.nil_any, state, ops[i]) {
             placed[i] = true;
-            let ok = orders(kind, initial, nil_any, ops, chosen, placed, &next, end);
+            let ok = orders(obj, ops, chosen, placed, &next, end);
             placed[i] = false;
             if ok {
                 return true;
