@@ -129,6 +129,37 @@ fn objects_of_run(run_id: &str) -> (String, String) {
     )
 }
 
+/// Runs `faultline test` with `extra` and seeds 1, 2, ... up to `tries`, and returns the
+/// results.json of the first `invalid` run; panics when every run was valid or unknown.
+/// A run error (exit 3) is never taken for a detection.
+async fn first_detection(raftkv: &Path, tries: u64, extra: &[&str]) -> serde_json::Value {
+    let mut verdicts = Vec::new();
+    for seed in 1..=tries {
+        let results = tempfile::tempdir().expect("tempdir");
+        let seed = seed.to_string();
+        let mut flags = extra.to_vec();
+        flags.extend(["--seed", &seed]);
+        let out = run_faultline(&test_args(raftkv, results.path(), &flags)).await;
+        let code = out.status.code();
+        eprintln!(
+            "seed {seed}: exit {code:?}: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+        assert!(
+            matches!(code, Some(0..=2)),
+            "a run error is not a verdict: {}",
+            describe(&out)
+        );
+        let json = results_json(results.path());
+        if code == Some(1) {
+            assert_eq!(json["verdict"], "invalid", "{json:#}");
+            return json;
+        }
+        verdicts.push(json["verdict"].clone());
+    }
+    panic!("{extra:?} went undetected in {tries} runs: {verdicts:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn correct_raftkv_under_partitions_and_kills_is_valid() {
     let _serial = SERIAL.lock().await;
@@ -187,46 +218,20 @@ async fn stale_read_bug_under_partitions_is_invalid() {
     let Some(raftkv) = prerequisites().await else {
         return;
     };
-    // Bounded: at most this many runs; the first invalid one ends the test.
-    const TRIES: u64 = 4;
-    let mut verdicts = Vec::new();
-    for seed in 1..=TRIES {
-        let results = tempfile::tempdir().expect("tempdir");
-        let seed = seed.to_string();
-        let args = test_args(
-            &raftkv,
-            results.path(),
-            &[
-                "--time-limit",
-                "20s",
-                "--nemesis",
-                "partition",
-                "--bug",
-                "stale-read",
-                "--seed",
-                &seed,
-            ],
-        );
-        let out = run_faultline(&args).await;
-        let code = out.status.code();
-        eprintln!(
-            "seed {seed}: exit {code:?}: {}",
-            String::from_utf8_lossy(&out.stdout).trim()
-        );
-        assert!(
-            matches!(code, Some(0..=2)),
-            "a run error is not a verdict: {}",
-            describe(&out)
-        );
-        let json = results_json(results.path());
-        assert_ne!(json["verdict"], "error", "{json:#}");
-        if code == Some(1) {
-            assert_eq!(json["verdict"], "invalid");
-            return;
-        }
-        verdicts.push(json["verdict"].clone());
-    }
-    panic!("stale-read went undetected in {TRIES} runs: {verdicts:?}");
+    let json = first_detection(
+        &raftkv,
+        4,
+        &[
+            "--time-limit",
+            "20s",
+            "--nemesis",
+            "partition",
+            "--bug",
+            "stale-read",
+        ],
+    )
+    .await;
+    assert_eq!(json["judgement"]["linearizable"]["verdict"], "invalid");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,41 +370,20 @@ async fn token_reuse_bug_is_a_fencing_violation() {
     let Some(raftkv) = prerequisites().await else {
         return;
     };
-    // Bounded: at most this many runs; the first detection ends the test.
-    const TRIES: u64 = 3;
-    let mut verdicts = Vec::new();
-    for seed in 1..=TRIES {
-        let results = tempfile::tempdir().expect("tempdir");
-        let seed = seed.to_string();
-        let args = test_args(
-            &raftkv,
-            results.path(),
-            &[
-                "--workload",
-                "lock",
-                "--time-limit",
-                "20s",
-                "--nemesis",
-                "partition",
-                "--bug",
-                "token-reuse",
-                "--seed",
-                &seed,
-            ],
-        );
-        let out = run_faultline(&args).await;
-        let code = out.status.code();
-        eprintln!(
-            "seed {seed}: exit {code:?}: {}",
-            String::from_utf8_lossy(&out.stdout).trim()
-        );
-        assert!(matches!(code, Some(0..=2)), "{}", describe(&out));
-        let json = results_json(results.path());
-        if code == Some(1) {
-            assert_eq!(json["judgement"]["fencing"]["valid"], false, "{json:#}");
-            return;
-        }
-        verdicts.push(json["verdict"].clone());
-    }
-    panic!("token-reuse went undetected in {TRIES} runs: {verdicts:?}");
+    let json = first_detection(
+        &raftkv,
+        3,
+        &[
+            "--workload",
+            "lock",
+            "--time-limit",
+            "20s",
+            "--nemesis",
+            "partition",
+            "--bug",
+            "token-reuse",
+        ],
+    )
+    .await;
+    assert_eq!(json["judgement"]["fencing"]["valid"], false, "{json:#}");
 }
