@@ -90,6 +90,37 @@ impl Cex {
     }
 }
 
+/// A violation's field in words: an op reference as `op 3 (p1 fenced-write token 2)`,
+/// a hold as its acquire and release, a list item by item, anything else as JSON.
+fn describe(x: &Value) -> String {
+    if let Some(op) = x.get("op").and_then(Value::as_u64) {
+        let s = |k: &str| {
+            x.get(k)
+                .map(|v| v.to_string().trim_matches('"').to_string())
+        };
+        let mut out = format!(
+            "op {op} (p{} {}",
+            s("process").unwrap_or_default(),
+            s("f").unwrap_or_default()
+        );
+        if let Some(t) = s("token") {
+            out.push_str(&format!(" token {t}"));
+        }
+        out.push(')');
+        return out;
+    }
+    if let (Some(a), Some(r)) = (x.get("acquire"), x.get("release")) {
+        return format!("[acquired by {}, released by {}]", describe(a), describe(r));
+    }
+    if let Some(items) = x.as_array() {
+        return format!(
+            "[{}]",
+            items.iter().map(describe).collect::<Vec<_>>().join(", ")
+        );
+    }
+    x.to_string()
+}
+
 /// The `limit` of an `unknown` result.
 pub fn unknown_limit(linear: &Value) -> Option<&str> {
     linear.get("limit").and_then(Value::as_str)
@@ -109,7 +140,14 @@ pub fn fencing_violations(fencing: &Value) -> Vec<String> {
                         .or_else(|| v.get("resource"))
                         .and_then(Value::as_str)
                         .unwrap_or("?");
-                    format!("{kind} on {on:?}: {v}")
+                    let fields: Vec<String> = v
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter(|(k, _)| !matches!(k.as_str(), "kind" | "lock" | "resource"))
+                        .map(|(k, x)| format!("{k} {}", describe(x)))
+                        .collect();
+                    format!("{kind} on {on:?}: {}", fields.join("; "))
                 })
                 .collect()
         })
