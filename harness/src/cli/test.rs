@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::run::{RunVerdict, TestArgs};
+use crate::run::TestArgs;
 
 #[derive(Debug, Args)]
 pub struct TestCommand {
@@ -20,44 +20,12 @@ pub struct TestCommand {
 }
 
 pub fn run(args: TestCommand) -> ExitCode {
-    let Some(junit) = args.junit else {
-        return crate::run::command(args.run);
-    };
-    let config = args.run.to_config();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::from(RunVerdict::Error.exit_code());
+    let done = crate::run::execute(args.run);
+    if let Some(junit) = args.junit {
+        let xml = crate::report::junit::render(&done.test, &done.results);
+        if let Err(e) = crate::report::write_file(&junit, &xml) {
+            eprintln!("error: --junit: {e}");
         }
-    };
-    eprintln!(
-        "faultline test: {} on {} nodes, seed {} (repeat with --seed {})",
-        config.workload, config.nodes, config.seed, config.seed
-    );
-    let test = config.test_name();
-    let (code, results) = match runtime.block_on(crate::run::run_test(config)) {
-        Ok(outcome) => {
-            println!("{}", outcome.summary());
-            (
-                outcome.exit_code(),
-                serde_json::to_value(&outcome).unwrap_or_default(),
-            )
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            (
-                RunVerdict::Error.exit_code(),
-                serde_json::json!({"verdict": "error", "test": test, "error": format!("{e:#}")}),
-            )
-        }
-    };
-    let xml = crate::report::junit::render(&test, &results);
-    if let Err(e) = crate::report::write_file(&junit, &xml) {
-        eprintln!("error: --junit: {e}");
     }
-    ExitCode::from(code)
+    ExitCode::from(done.code)
 }

@@ -255,7 +255,27 @@ fn write_results(dir: &RunDir, outcome: &RunOutcome) {
 /// `faultline test`: builds the config from flags, runs it on a fresh runtime, prints the
 /// seed and the verdict line, and returns the exit code.
 pub fn command(args: TestArgs) -> ExitCode {
+    ExitCode::from(execute(args).code)
+}
+
+/// What [`execute`] returns: the exit code, the test's name, and the run's results as
+/// JSON (what `results.json` holds, or an error object when the run could not start).
+pub struct Executed {
+    pub code: u8,
+    pub test: String,
+    pub results: serde_json::Value,
+}
+
+/// Runs a test from its flags: the start line (with the seed to repeat it), the run, the
+/// verdict line on stdout.
+pub fn execute(args: TestArgs) -> Executed {
     let config = args.to_config();
+    let test = config.test_name();
+    let failed = |error: String| Executed {
+        code: RunVerdict::Error.exit_code(),
+        test: test.clone(),
+        results: serde_json::json!({"verdict": "error", "test": test, "error": error}),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -263,7 +283,7 @@ pub fn command(args: TestArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::from(RunVerdict::Error.exit_code());
+            return failed(format!("starting the async runtime: {e}"));
         }
     };
     eprintln!(
@@ -286,11 +306,15 @@ pub fn command(args: TestArgs) -> ExitCode {
     match runtime.block_on(run_test(config)) {
         Ok(outcome) => {
             println!("{}", outcome.summary());
-            ExitCode::from(outcome.exit_code())
+            Executed {
+                code: outcome.exit_code(),
+                test: test.clone(),
+                results: serde_json::to_value(&outcome).unwrap_or_default(),
+            }
         }
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(RunVerdict::Error.exit_code())
+            failed(format!("{e:#}"))
         }
     }
 }
