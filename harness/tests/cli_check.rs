@@ -338,3 +338,21 @@ fn timeout_gives_unknown_and_no_progress_bar_off_a_terminal() {
         started.elapsed()
     );
 }
+
+#[test]
+fn nil_read_any_reads_nil_as_unknown() {
+    // A read of nil after a completed write: a stale read, unless nil means "unknown".
+    let dir = tempfile::tempdir().unwrap();
+    let p = temp_file(
+        &dir,
+        "h.jsonl",
+        "{\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n\
+         {\"process\":1,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n\
+         {\"process\":2,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n\
+         {\"process\":2,\"type\":\"ok\",\"f\":\"read\",\"value\":null}\n",
+    );
+    let o = faultline(&["check", &p, "--model", "register"]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let o = faultline(&["check", &p, "--model", "register", "--nil-read-any"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+}

@@ -52,6 +52,11 @@ pub struct CheckArgs {
     #[arg(long)]
     pub cas_fail_observed: bool,
 
+    /// register, cas-register, kv: read an ok read that returned nil as "value unknown",
+    /// legal in any state (Knossos's models) instead of "saw nil".
+    #[arg(long)]
+    pub nil_read_any: bool,
+
     /// Also report latency and throughput per operation and outcome.
     #[arg(long)]
     pub stats: bool,
@@ -166,6 +171,7 @@ fn write_outputs(
                 "format": args.format.as_str(),
                 "initial": args.initial,
                 "cas_fail_observed": args.cas_fail_observed,
+                "nil_read_any": args.nil_read_any,
                 "timeout": format!("{:?}", args.timeout),
             }),
             results: out,
@@ -219,6 +225,7 @@ fn check_linear(
         spec.initial = parse_value(text).ok_or_else(|| CheckError::Initial(text.clone()))?;
     }
     spec.cas_fail_observed = args.cas_fail_observed;
+    spec.nil_read_any = args.nil_read_any;
     let progress = Arc::new(Progress::default());
     let limits = Limits {
         timeout: (!args.timeout.is_zero()).then_some(args.timeout),
