@@ -61,22 +61,35 @@ fn show(progress: &Progress, stop: &AtomicBool) {
         }
         std::thread::sleep(POLL);
     }
-    let bar = ProgressBar::with_draw_target(
-        Some(progress.partitions_total.load(Ordering::Relaxed)),
-        ProgressDrawTarget::stderr(),
+    // Until the history is split into partitions the total is unknown: a spinner, not an
+    // empty "0/0" bar.
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    let style = ProgressStyle::with_template(
+    let counting = ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} partitions  {msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
+    let mut known = false;
     while !stop.load(Ordering::Relaxed) {
-        bar.set_length(progress.partitions_total.load(Ordering::Relaxed));
-        bar.set_position(progress.partitions_done.load(Ordering::Relaxed));
-        bar.set_message(format!(
-            "{} states",
-            progress.states_explored.load(Ordering::Relaxed)
-        ));
+        let total = progress.partitions_total.load(Ordering::Relaxed);
+        if total == 0 {
+            bar.set_message("splitting the history into partitions");
+            bar.tick();
+        } else {
+            if !known {
+                known = true;
+                bar.set_style(counting.clone());
+            }
+            bar.set_length(total);
+            bar.set_position(progress.partitions_done.load(Ordering::Relaxed));
+            bar.set_message(format!(
+                "{} states",
+                progress.states_explored.load(Ordering::Relaxed)
+            ));
+        }
         std::thread::sleep(POLL);
     }
     bar.finish_and_clear();
