@@ -2,13 +2,17 @@
 //! everything at the end.
 //!
 //! Fault kinds for now: `partition` (random halves, isolate one node, isolate the leader,
-//! majorities ring; the shape is drawn from the seeded RNG at each start) and `kill`
-//! (SIGKILL a random node; it is started again when the fault stops). Every cluster call
+//! majorities ring; the shape is drawn from the seeded RNG at each start), `kill`
+//! (SIGKILL a random node; it is started again when the fault stops), `pause` (freeze
+//! the leader when the probe knows it, else a random node; resumed when the fault stops)
+//! and `netem` (a random node's packets delayed 50-200 ms with jitter, and a little loss,
+//! duplication and reordering; cleared when the fault stops). A kind the cluster cannot do
+//! at all comes back as `ClusterError::Unsupported`, which the schedule skips. Every cluster call
 //! is bounded by [`CLUSTER_CALL_TIMEOUT`] on top of the backend's own limits, so a stuck
 //! backend cannot hang the run.
 //!
 //! The nemesis keeps track of what it may have broken (network rules applied, nodes
-//! killed) even when a call failed half-way, so [`Nemesis::heal_all`] undoes everything.
+//! killed or paused, packet faults) even when a call failed half-way, so [`Nemesis::heal_all`] undoes everything.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -26,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::{Cluster, ClusterError, NodeId};
 use crate::grudge::Grudge;
+use crate::netem::NetemSpec;
 
 /// Longest a single cluster call may take before the nemesis gives up on it.
 pub const CLUSTER_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,15 +43,24 @@ pub const HEAL_ATTEMPTS: usize = 3;
 pub enum FaultKind {
     Partition,
     Kill,
+    Pause,
+    Netem,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 2] = [FaultKind::Partition, FaultKind::Kill];
+    pub const ALL: [FaultKind; 4] = [
+        FaultKind::Partition,
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Netem,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Partition => "partition",
             FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::Netem => "netem",
         }
     }
 
@@ -74,7 +88,10 @@ impl fmt::Display for FaultKind {
 
 /// An unknown fault name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown nemesis {0:?}; expected a comma-separated list of: partition, kill (or none)")]
+#[error(
+    "unknown nemesis {0:?}; expected a comma-separated list of: partition, kill, pause, netem \
+     (or none)"
+)]
 pub struct UnknownFault(pub String);
 
 impl FromStr for FaultKind {
@@ -132,6 +149,15 @@ pub enum ActiveFault {
     Kill {
         node: NodeId,
     },
+    Pause {
+        node: NodeId,
+        /// The node was the leader when it was chosen.
+        leader: bool,
+    },
+    Netem {
+        node: NodeId,
+        spec: NetemSpec,
+    },
 }
 
 impl ActiveFault {
@@ -139,6 +165,8 @@ impl ActiveFault {
         match self {
             ActiveFault::Partition { .. } => FaultKind::Partition,
             ActiveFault::Kill { .. } => FaultKind::Kill,
+            ActiveFault::Pause { .. } => FaultKind::Pause,
+            ActiveFault::Netem { .. } => FaultKind::Netem,
         }
     }
 
@@ -153,19 +181,31 @@ impl ActiveFault {
             ActiveFault::Kill { node } => {
                 m.insert("node".to_string(), Value::from(node.to_string()));
             }
+            ActiveFault::Pause { node, leader } => {
+                m.insert("node".to_string(), Value::from(node.to_string()));
+                m.insert("leader".to_string(), Value::Bool(*leader));
+            }
+            ActiveFault::Netem { node, spec } => {
+                m.insert("node".to_string(), Value::from(node.to_string()));
+                m.insert("netem".to_string(), Value::from(spec.to_string()));
+            }
         }
         Value::Map(m)
     }
 }
 
 impl fmt::Display for ActiveFault {
-    /// For the progress line: `partition isolate-leader n1<-{n2,...}`, `kill n3`.
+    /// For the progress line: `partition isolate-leader n1<-{n2,...}`, `kill n3`,
+    /// `pause n2 (leader)`, `netem n4 delay 120ms±30ms loss 2%`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ActiveFault::Partition { shape, grudge } => {
                 write!(f, "partition {} {grudge}", shape.name())
             }
             ActiveFault::Kill { node } => write!(f, "kill {node}"),
+            ActiveFault::Pause { node, leader: true } => write!(f, "pause {node} (leader)"),
+            ActiveFault::Pause { node, .. } => write!(f, "pause {node}"),
+            ActiveFault::Netem { node, spec } => write!(f, "netem {node} {spec}"),
         }
     }
 }
@@ -175,6 +215,10 @@ impl fmt::Display for ActiveFault {
 pub struct HealReport {
     /// Nodes started again.
     pub restarted: Vec<NodeId>,
+    /// Nodes resumed from a pause.
+    pub resumed: Vec<NodeId>,
+    /// Nodes whose packet fault was cleared.
+    pub netem_cleared: Vec<NodeId>,
     pub errors: Vec<String>,
 }
 
@@ -187,6 +231,10 @@ pub struct Nemesis<C: Cluster + ?Sized> {
     partitioned: bool,
     /// Nodes that may be down because we killed them.
     killed: BTreeSet<NodeId>,
+    /// Nodes that may be frozen because we paused them.
+    paused: BTreeSet<NodeId>,
+    /// Nodes that may have a packet fault from us.
+    netem: BTreeSet<NodeId>,
 }
 
 /// Runs a cluster call with the nemesis's time bound.
@@ -205,6 +253,22 @@ async fn bounded<T>(
     }
 }
 
+/// Runs `call` up to [`HEAL_ATTEMPTS`] times, until it succeeds; returns the last error.
+async fn retry<F, Fut>(mut call: F) -> Result<(), ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), ClusterError>>,
+{
+    let mut result = Ok(());
+    for _ in 0..HEAL_ATTEMPTS {
+        result = call().await;
+        if result.is_ok() {
+            break;
+        }
+    }
+    result
+}
+
 impl<C: Cluster + ?Sized> Nemesis<C> {
     /// `seed` makes the choice of shapes and nodes reproducible.
     pub fn new(cluster: Arc<C>, leader: Option<Arc<dyn LeaderProbe>>, seed: u64) -> Nemesis<C> {
@@ -214,6 +278,8 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
             rng: StdRng::seed_from_u64(seed),
             partitioned: false,
             killed: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            netem: BTreeSet::new(),
         }
     }
 
@@ -240,20 +306,14 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
                 let grudge = match shape {
                     PartitionShape::RandomHalves => Grudge::random_halves(&nodes, &mut self.rng),
                     PartitionShape::IsolateOne => Grudge::isolate(&nodes, random_node),
-                    PartitionShape::IsolateLeader => {
-                        let leader = match &self.leader {
-                            Some(p) => p.leader().await.filter(|l| nodes.contains(l)),
-                            None => None,
-                        };
-                        match leader {
-                            Some(l) => Grudge::isolate(&nodes, l),
-                            None => {
-                                tracing::info!("no leader known; isolating a random node");
-                                shape = PartitionShape::IsolateOne;
-                                Grudge::isolate(&nodes, random_node)
-                            }
+                    PartitionShape::IsolateLeader => match self.current_leader(&nodes).await {
+                        Some(l) => Grudge::isolate(&nodes, l),
+                        None => {
+                            tracing::info!("no leader known; isolating a random node");
+                            shape = PartitionShape::IsolateOne;
+                            Grudge::isolate(&nodes, random_node)
                         }
-                    }
+                    },
                     PartitionShape::MajoritiesRing => {
                         Grudge::majorities_ring(&nodes, &mut self.rng)
                     }
@@ -269,6 +329,48 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
                 bounded("kill", random_node.to_string(), cluster.kill(random_node)).await?;
                 Ok(ActiveFault::Kill { node: random_node })
             }
+            FaultKind::Pause => {
+                let leader = self.current_leader(&nodes).await;
+                if leader.is_none() {
+                    tracing::info!("no leader known; pausing a random node");
+                }
+                let node = leader.unwrap_or(random_node);
+                self.paused.insert(node);
+                let cluster = self.cluster.clone();
+                if let Err(e) = bounded("pause", node.to_string(), cluster.pause(node)).await {
+                    // An unsupported pause froze nothing; any other error may have.
+                    if matches!(e, ClusterError::Unsupported { .. }) {
+                        self.paused.remove(&node);
+                    }
+                    return Err(e);
+                }
+                Ok(ActiveFault::Pause {
+                    node,
+                    leader: leader.is_some(),
+                })
+            }
+            FaultKind::Netem => {
+                let spec = NetemSpec::random(&mut self.rng);
+                let node = random_node;
+                self.netem.insert(node);
+                let cluster = self.cluster.clone();
+                let applied = bounded("netem", node.to_string(), cluster.netem(node, &spec)).await;
+                if let Err(e) = applied {
+                    if matches!(e, ClusterError::Unsupported { .. }) {
+                        self.netem.remove(&node);
+                    }
+                    return Err(e);
+                }
+                Ok(ActiveFault::Netem { node, spec })
+            }
+        }
+    }
+
+    /// The probed leader, if there is a probe and it names one of `nodes`.
+    async fn current_leader(&self, nodes: &[NodeId]) -> Option<NodeId> {
+        match &self.leader {
+            Some(p) => p.leader().await.filter(|l| nodes.contains(l)),
+            None => None,
         }
     }
 
@@ -284,17 +386,29 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
                 bounded("start", node.to_string(), cluster.start(*node)).await?;
                 self.killed.remove(node);
             }
+            ActiveFault::Pause { node, .. } => {
+                bounded("resume", node.to_string(), cluster.resume(*node)).await?;
+                self.paused.remove(node);
+            }
+            ActiveFault::Netem { node, .. } => {
+                let cleared = cluster.clear_netem(*node);
+                bounded("clear netem", node.to_string(), cleared).await?;
+                self.netem.remove(node);
+            }
         }
         Ok(())
     }
 
     /// Whether anything may still be broken.
     pub fn is_healed(&self) -> bool {
-        !self.partitioned && self.killed.is_empty()
+        !self.partitioned
+            && self.killed.is_empty()
+            && self.paused.is_empty()
+            && self.netem.is_empty()
     }
 
-    /// Heals the network and starts every node this nemesis may have killed, retrying each
-    /// step [`HEAL_ATTEMPTS`] times. Always heals the network, even if no partition is
+    /// Heals the network, clears every packet fault this nemesis may have left, resumes
+    /// every node it may have paused and starts every node it may have killed, retrying each step [`HEAL_ATTEMPTS`] times. Always heals the network, even if no partition is
     /// known to be in place: a heal of a healed cluster is cheap, a leftover rule is not.
     pub async fn heal_all(&mut self) -> HealReport {
         let mut report = HealReport::default();
@@ -311,6 +425,35 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
             }
         }
         report.errors.extend(last_err);
+        for node in std::mem::take(&mut self.netem) {
+            let cleared = retry(|| {
+                let cluster = cluster.clone();
+                async move {
+                    let call = cluster.clear_netem(node);
+                    bounded("clear netem", node.to_string(), call).await
+                }
+            })
+            .await;
+            match cleared {
+                Ok(()) => report.netem_cleared.push(node),
+                Err(e) => {
+                    self.netem.insert(node);
+                    report.errors.push(e.to_string());
+                }
+            }
+        }
+        // Resume before starting: a node both paused and killed (kill thaws it first) is
+        // covered either way, and a resumed node needs no restart.
+        for node in std::mem::take(&mut self.paused) {
+            let resumed = retry(|| bounded("resume", node.to_string(), cluster.resume(node))).await;
+            match resumed {
+                Ok(()) => report.resumed.push(node),
+                Err(e) => {
+                    self.paused.insert(node);
+                    report.errors.push(e.to_string());
+                }
+            }
+        }
         for node in std::mem::take(&mut self.killed) {
             let mut last_err = None;
             for _ in 0..HEAL_ATTEMPTS {
@@ -348,6 +491,10 @@ mod tests {
             FaultKind::parse_list(" kill , kill").unwrap(),
             vec![FaultKind::Kill]
         );
+        assert_eq!(
+            FaultKind::parse_list("pause").unwrap(),
+            vec![FaultKind::Pause]
+        );
         assert!(FaultKind::parse_list("none").unwrap().is_empty());
         assert!(FaultKind::parse_list("").unwrap().is_empty());
         let err = FaultKind::parse_list("partition,clock")
@@ -365,6 +512,12 @@ mod tests {
             serde_json::to_string(&f.describe()).unwrap(),
             r#"{"node":"n3"}"#
         );
+        let p = ActiveFault::Pause {
+            node: NodeId(2),
+            leader: true,
+        };
+        assert_eq!(p.to_string(), "pause n2 (leader)");
+        assert_eq!(p.kind(), FaultKind::Pause);
         let g = Grudge::isolate(&[NodeId(1), NodeId(2)], NodeId(1));
         let p = ActiveFault::Partition {
             shape: PartitionShape::IsolateLeader,

@@ -9,9 +9,14 @@
 //! Events written (`f`, value):
 //! - `start-partition` / `stop-partition`: `{"shape": .., "grudge": "n1<-{n2} .."}`
 //! - `start-kill` / `stop-kill`: `{"node": "n3"}`
+//! - `start-pause` / `stop-pause`: `{"node": "n2", "leader": true}`
 //! - `fault-failed`: a start or stop that did not complete; value `{"fault": f}`, and the
 //!   error in `error`. The nemesis then heals, so a half-applied fault does not linger.
-//! - `heal`: the final heal; value `{"restarted": [..]}`, `error` if something remained.
+//! - `fault-skipped`: the cluster cannot do this kind at all (e.g. no netem in the kernel);
+//!   value `{"fault": kind}`, the reason in `error`. The kind is not drawn again this run,
+//!   and it does not count as a failure.
+//! - `heal`: the final heal; value `{"restarted": [..], "resumed": [..]}`, `error` if
+//!   something remained.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,7 +29,7 @@ use rand::seq::IndexedRandom;
 use rand::SeedableRng;
 use tokio::sync::watch;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterError};
 use crate::nemesis::{ActiveFault, FaultKind, HealReport, Nemesis};
 
 /// Where nemesis events go (the run's history recorder).
@@ -52,6 +57,8 @@ pub struct ScheduleReport {
     pub started: BTreeMap<String, u64>,
     /// Starts or stops that failed.
     pub failures: u64,
+    /// Kinds the cluster cannot do, with why; dropped from the schedule when first met.
+    pub skipped: BTreeMap<String, String>,
     pub heal: HealReport,
 }
 
@@ -130,6 +137,10 @@ impl<C: Cluster + ?Sized> Schedule<C> {
                 self.current_tx.send_replace(fault.to_string());
                 Some(fault)
             }
+            Err(e @ ClusterError::Unsupported { .. }) => {
+                self.skip(kind, &e.to_string(), report).await;
+                None
+            }
             Err(e) => {
                 self.failed(&format!("start-{kind}"), &e.to_string(), report)
                     .await;
@@ -148,6 +159,25 @@ impl<C: Cluster + ?Sized> Schedule<C> {
             }
             Err(e) => self.failed(&f, &e.to_string(), report).await,
         }
+    }
+
+    /// Drops `kind` from the schedule for the rest of the run: the cluster said it cannot
+    /// inject it, so nothing was broken and trying again would only fail again.
+    async fn skip(&mut self, kind: FaultKind, reason: &str, report: &mut ScheduleReport) {
+        tracing::warn!(
+            fault = kind.name(),
+            %reason,
+            "the cluster cannot inject this fault; skipping it for the rest of the run"
+        );
+        self.config.kinds.retain(|k| *k != kind);
+        report
+            .skipped
+            .insert(kind.name().to_string(), reason.to_string());
+        let mut m = BTreeMap::new();
+        m.insert("fault".to_string(), Value::from(kind.name()));
+        let mut e = nemesis_event("fault-skipped", Value::Map(m));
+        e.error = Some(reason.to_string());
+        self.log.record(e).await;
     }
 
     /// Records a failed start/stop and heals, so the cluster is in a known state.
@@ -175,6 +205,15 @@ impl<C: Cluster + ?Sized> Schedule<C> {
                     .collect(),
             ),
         );
+        m.insert(
+            "resumed".to_string(),
+            Value::List(
+                heal.resumed
+                    .iter()
+                    .map(|n| Value::from(n.to_string()))
+                    .collect(),
+            ),
+        );
         let mut e = nemesis_event("heal", Value::Map(m));
         if !heal.errors.is_empty() {
             e.error = Some(heal.errors.join("; "));
@@ -196,6 +235,7 @@ mod tests {
     use crate::cluster::{ClusterError, Node, NodeId};
     use crate::grudge::Grudge;
     use crate::nemesis::LeaderProbe;
+    use std::collections::BTreeSet;
     use std::path::Path;
     use std::sync::Mutex;
     use tokio::time::Instant;
@@ -206,6 +246,10 @@ mod tests {
         calls: Mutex<Vec<(Duration, String)>>,
         start: Instant,
         fail_partitions: bool,
+        /// `pause` answers `Unsupported`, as a backend without process control would.
+        no_pause: bool,
+        /// How many `resume` calls fail before they succeed again.
+        resume_failures: Mutex<u32>,
     }
 
     impl FakeCluster {
@@ -221,7 +265,15 @@ mod tests {
                 calls: Mutex::new(Vec::new()),
                 start: Instant::now(),
                 fail_partitions,
+                no_pause: false,
+                resume_failures: Mutex::new(0),
             })
+        }
+
+        fn without_pause(n: u32) -> Arc<FakeCluster> {
+            let mut c = Arc::try_unwrap(FakeCluster::new(n, false)).ok().unwrap();
+            c.no_pause = true;
+            Arc::new(c)
         }
 
         fn note(&self, call: String) {
@@ -263,10 +315,26 @@ mod tests {
         }
         async fn pause(&self, node: NodeId) -> Result<(), ClusterError> {
             self.note(format!("pause {node}"));
+            if self.no_pause {
+                return Err(ClusterError::Unsupported {
+                    op: "pause",
+                    backend: "fake",
+                    reason: "no process control".into(),
+                });
+            }
             Ok(())
         }
         async fn resume(&self, node: NodeId) -> Result<(), ClusterError> {
             self.note(format!("resume {node}"));
+            let mut failures = self.resume_failures.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(ClusterError::Timeout {
+                    op: "resume",
+                    target: node.to_string(),
+                    timeout_ms: 5,
+                });
+            }
             Ok(())
         }
         async fn kill(&self, node: NodeId) -> Result<(), ClusterError> {
@@ -478,6 +546,108 @@ mod tests {
         assert_eq!(calls[1], "heal");
         assert_eq!(report.failures, 1);
         assert!(report.started.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_freezes_the_leader_and_resumes_it_at_stop() {
+        let probe: Arc<dyn LeaderProbe> = Arc::new(FixedLeader(NodeId(2)));
+        let (calls, log, report) = run(
+            FakeCluster::new(5, false),
+            vec![FaultKind::Pause],
+            4,
+            Duration::from_secs(25),
+            Some(probe),
+        )
+        .await;
+        // t=10 pause, t=20 resume, then the final heal at 25.
+        assert_eq!(calls, ["pause n2", "resume n2", "heal"]);
+        assert_eq!(log.fs(), ["start-pause", "stop-pause", "heal"]);
+        let events = log.0.lock().unwrap();
+        assert_eq!(
+            serde_json::to_string(&events[0].1.value).unwrap(),
+            r#"{"leader":true,"node":"n2"}"#
+        );
+        assert_eq!(report.started["pause"], 1);
+        assert!(report.heal.resumed.is_empty(), "already resumed at stop");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_without_a_leader_picks_nodes_at_random() {
+        let mut paused = BTreeSet::new();
+        for seed in 0..10 {
+            let (calls, _, _) = run(
+                FakeCluster::new(5, false),
+                vec![FaultKind::Pause],
+                seed,
+                Duration::from_secs(15),
+                None,
+            )
+            .await;
+            let node = calls[0].strip_prefix("pause ").expect("first call pauses");
+            assert_eq!(calls[1], format!("resume {node}"), "{calls:?}");
+            paused.insert(node.to_string());
+        }
+        assert!(paused.len() > 1, "always the same node: {paused:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heal_resumes_a_node_whose_resume_failed() {
+        let cluster = FakeCluster::new(3, false);
+        *cluster.resume_failures.lock().unwrap() = 1;
+        let probe: Arc<dyn LeaderProbe> = Arc::new(FixedLeader(NodeId(3)));
+        let (calls, log, report) = run(
+            cluster,
+            vec![FaultKind::Pause],
+            5,
+            Duration::from_secs(25),
+            Some(probe),
+        )
+        .await;
+        // The stop at t=20 fails; the heal after the failure resumes n3; nothing is left for
+        // the final heal.
+        assert_eq!(
+            calls,
+            ["pause n3", "resume n3", "heal", "resume n3", "heal"]
+        );
+        assert_eq!(log.fs(), ["start-pause", "fault-failed", "heal", "heal"]);
+        let events = log.0.lock().unwrap();
+        let Value::Map(m) = &events[2].1.value else {
+            panic!("heal value must be a map");
+        };
+        assert_eq!(m["resumed"], Value::List(vec![Value::from("n3")]));
+        assert_eq!(report.failures, 1);
+        assert!(report.heal.errors.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unsupported_fault_is_skipped_not_failed() {
+        let (calls, log, report) = run(
+            FakeCluster::without_pause(3),
+            vec![FaultKind::Pause],
+            6,
+            Duration::from_secs(45),
+            None,
+        )
+        .await;
+        // Tried once at t=10, then never drawn again; nothing to resume.
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert!(calls[0].starts_with("pause "));
+        assert_eq!(calls[1], "heal");
+        assert_eq!(log.fs(), ["fault-skipped", "heal"]);
+        assert_eq!(report.failures, 0);
+        assert!(report.skipped["pause"].contains("not supported"));
+        // With another kind enabled, that one goes on.
+        let (calls, _, report) = run(
+            FakeCluster::without_pause(3),
+            vec![FaultKind::Pause, FaultKind::Kill],
+            6,
+            Duration::from_secs(105),
+            None,
+        )
+        .await;
+        assert!(calls.iter().filter(|c| c.starts_with("pause")).count() <= 1);
+        assert!(calls.iter().any(|c| c.starts_with("kill")), "{calls:?}");
+        assert_eq!(report.failures, 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -194,7 +194,7 @@ pub struct TestArgs {
     /// fenced writes).
     #[arg(long, default_value = "register", value_parser = parse_workload)]
     pub workload: Workload,
-    /// Faults to inject, comma-separated: partition, kill; or none.
+    /// Faults to inject, comma-separated: partition, kill, pause; or none.
     #[arg(long, default_value = "partition,kill", value_parser = parse_nemesis)]
     pub nemesis: NemesisList,
     /// Time between starting a fault and stopping it (and between faults).
@@ -325,6 +325,8 @@ mod tests {
         assert_eq!(c.test_name(), "t1");
         let none = parse(&["--nemesis", "none"]).unwrap();
         assert!(none.nemesis.is_empty());
+        let pause = parse(&["--nemesis", "pause,partition"]).unwrap();
+        assert_eq!(pause.nemesis, vec![FaultKind::Pause, FaultKind::Partition]);
         assert!(parse(&["--nemesis", "clock"]).is_err());
         assert!(parse(&["--workload", "bank"]).is_err());
     }
