@@ -6,7 +6,9 @@
 //! inside that namespace (`network_mode: container:...`). Splitting them means iptables rules
 //! are applied through the holder and so work while the server is paused or killed, and they
 //! survive a server restart exactly as a real host's firewall survives a process crash. The
-//! server's data directory is a per-node volume, so a restarted node finds its data.
+//! server's data directory is a per-node volume, so a restarted node finds its data. Packet
+//! faults (`tc qdisc ... netem` on the node's interface) live in the same namespace, for the
+//! same reasons.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -21,7 +23,7 @@ use bollard::query_parameters::{
     CreateContainerOptions, KillContainerOptions, ListNetworksOptions, LogsOptions,
     StartContainerOptions,
 };
-use faultline_nemeses::{Cluster, ClusterError, Grudge, Node, NodeId};
+use faultline_nemeses::{Cluster, ClusterError, Grudge, NetemSpec, Node, NodeId};
 use futures_util::future::try_join_all;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -44,6 +46,8 @@ const LOG_COPY_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
 const NETWORK_CREATE_ATTEMPTS: usize = 16;
 /// Docker's json-file log rotation per server container: bounded disk use for long runs.
 const CONTAINER_LOG_MAX_SIZE: &str = "100m";
+/// What tc prints when the kernel has no `sch_netem` (module missing or not built in).
+const NETEM_MISSING: [&str; 3] = ["Unknown qdisc", "qdisc kind is unknown", "No such file"];
 
 /// The command each node runs. `args` may contain placeholders filled per node: `{id}` (raft
 /// id, 1-based), `{name}` (`n1`), `{ip}`, `{port}`, `{peers}` (`1=ip:port,2=ip:port,...`),
@@ -438,6 +442,31 @@ impl DockerCluster {
         ))
     }
 
+    /// Runs `script` in the node's namespace with `$dev` set to the interface holding the
+    /// node's IP (not assumed to be `eth0`).
+    async fn exec_on_interface(&self, m: &Member, script: &str) -> Result<String, DockerError> {
+        let script = format!(
+            "dev=$(ip -o -4 addr show to {ip} | awk '{{print $2; exit}}'); \
+             [ -n \"$dev\" ] || {{ echo 'no interface holds {ip}'; exit 1; }}; {script}",
+            ip = m.ip
+        );
+        self.api
+            .exec(&m.net_container, &["sh", "-c", &script])
+            .await
+    }
+
+    /// Removes the node's netem qdisc if there is one: idempotent, and a no-op on a kernel
+    /// without netem (where none can have been added).
+    async fn clear_qdisc(&self, m: &Member) -> Result<(), DockerError> {
+        self.exec_on_interface(
+            m,
+            "if tc qdisc show dev \"$dev\" | grep -q '^qdisc netem'; \
+             then tc qdisc del dev \"$dev\" root; fi",
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn apply_rules(&self, m: &Member, grudge: &Grudge) -> Result<(), DockerError> {
         let mut script = format!("set -e; iptables -w -F {CHAIN}");
         for from in grudge.drops_from(m.id) {
@@ -544,8 +573,53 @@ impl Cluster for DockerCluster {
         .map(|_| ())
     }
 
+    /// Clears the partition and every node's packet fault.
     async fn heal(&self) -> Result<(), ClusterError> {
-        self.partition(&Grudge::new()).await
+        self.partition(&Grudge::new()).await?;
+        try_join_all(self.members.iter().map(|m| async move {
+            self.clear_qdisc(m)
+                .await
+                .map_err(|e| to_cluster_error("heal", &m.name, e))
+        }))
+        .await
+        .map(|_| ())
+    }
+
+    async fn netem(&self, node: NodeId, spec: &NetemSpec) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        spec.validate().map_err(|e| ClusterError::Backend {
+            op: "netem",
+            target: m.name.clone(),
+            source: Box::new(e),
+        })?;
+        // `replace` swaps whatever qdisc is there, so a second netem needs no clear first.
+        let script = format!(
+            "tc qdisc replace dev \"$dev\" root netem {} 2>&1",
+            spec.tc_args().join(" ")
+        );
+        match self.exec_on_interface(m, &script).await {
+            Ok(_) => Ok(()),
+            Err(DockerError::ExecFailed { output, .. })
+                if NETEM_MISSING.iter().any(|p| output.contains(p)) =>
+            {
+                Err(ClusterError::Unsupported {
+                    op: "netem",
+                    backend: "docker",
+                    reason: format!(
+                        "the host kernel has no netem qdisc (sch_netem), so packet faults \
+                         cannot be injected; tc said: {output}"
+                    ),
+                })
+            }
+            Err(e) => Err(to_cluster_error("netem", &m.name, e)),
+        }
+    }
+
+    async fn clear_netem(&self, node: NodeId) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        self.clear_qdisc(m)
+            .await
+            .map_err(|e| to_cluster_error("clear netem", &m.name, e))
     }
 
     async fn pause(&self, node: NodeId) -> Result<(), ClusterError> {
