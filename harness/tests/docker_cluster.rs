@@ -26,7 +26,12 @@ const ETCD_PORT: u16 = 2379;
 
 static BASE_IMAGE: OnceCell<Result<String, String>> = OnceCell::const_new();
 
+/// One test at a time: two of them clean up dead runs, which would otherwise remove the
+/// dead run another test is about to assert on; and the machine has two cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn bounded<F: Future<Output = ()>>(test: F) {
+    let _serial = SERIAL.lock().await;
     tokio::time::timeout(Duration::from_secs(TEST_TIMEOUT_S), test)
         .await
         .expect("test exceeded its time limit");

@@ -101,15 +101,45 @@ pub struct Removed {
 }
 
 impl Removed {
+    fn extend(&mut self, other: Removed) {
+        self.containers.extend(other.containers);
+        self.networks.extend(other.networks);
+        self.volumes.extend(other.volumes);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
     }
 }
 
+/// Attempts of [`teardown_run`] before it gives up.
+const TEARDOWN_ATTEMPTS: u32 = 3;
+/// Pause between teardown attempts.
+const TEARDOWN_RETRY_MS: u64 = 1_000;
+
 /// Removes every container (with its anonymous volumes), network and volume labelled with
 /// `run_id`. Missing objects are fine; the first other error is returned after trying all.
+/// Another process may be removing the same objects (two harnesses cleaning up one dead
+/// run: "removal already in progress", or a network whose container is still going), so
+/// a failed pass is retried on what is left before giving up.
 pub async fn teardown_run(api: &DockerApi, run_id: &str) -> Result<Removed, DockerError> {
-    remove_matching(api, &format!("{LABEL_RUN}={run_id}")).await
+    let label = format!("{LABEL_RUN}={run_id}");
+    let mut removed = Removed::default();
+    let mut attempt = 1;
+    loop {
+        match remove_matching(api, &label).await {
+            Ok(r) => {
+                removed.extend(r);
+                return Ok(removed);
+            }
+            Err(e) if attempt >= TEARDOWN_ATTEMPTS => return Err(e),
+            Err(e) => {
+                tracing::debug!(run_id, attempt, error = %e, "teardown pass failed; retrying");
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(TEARDOWN_RETRY_MS)).await;
+            }
+        }
+    }
 }
 
 /// Removes the objects of every faultline run whose owner process is gone. Returns the runs
