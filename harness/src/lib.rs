@@ -8,3 +8,4 @@ pub mod image;
 pub mod image_cmd;
 pub mod report;
 pub mod run;
+pub mod serve;

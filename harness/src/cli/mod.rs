@@ -36,6 +36,8 @@ pub enum Command {
     Image(crate::image_cmd::ImageCommand),
     /// (Re)build report.html in a run's results folder.
     Report(report::ReportArgs),
+    /// Serve the results directory: a page listing every run, and each run's files.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Parses `std::env::args`, runs the subcommand and returns its exit code.
@@ -63,6 +65,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Image(cmd) => crate::image_cmd::command(cmd),
         Command::Report(args) => report::run(args),
+        Command::Serve(args) => crate::serve::run(args),
     }
 }
 
