@@ -134,14 +134,19 @@ fn source_workspace() -> Option<PathBuf> {
 }
 
 /// The Cargo target directory holding this executable (`<target>/release/faultline` or
-/// `<target>/<profile>/deps/<test>`).
+/// `<target>/<profile>/deps/<test>`), recognised by the `CACHEDIR.TAG` Cargo writes there;
+/// None for an installed binary.
 fn own_target_dir() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let mut dir = exe.parent()?;
     if dir.file_name().is_some_and(|n| n == "deps") {
         dir = dir.parent()?;
     }
-    Some(dir.parent()?.to_path_buf())
+    let target = dir.parent()?;
+    target
+        .join("CACHEDIR.TAG")
+        .is_file()
+        .then(|| target.to_path_buf())
 }
 
 /// The raftkv binary for the node image. An explicit path wins. Otherwise, when faultline
