@@ -16,15 +16,11 @@ use faultline::docker::{
     cleanup_stale_runs, new_run_id, teardown_run, DockerApi, DockerCluster, DockerClusterConfig,
     NodeProgram,
 };
-use faultline::image::{default_raftkv_binary, ensure_base_image, ensure_node_image};
+use faultline::image::{default_raftkv_binary, ensure_node_image};
 use faultline_nemeses::{Cluster, Grudge, NodeId};
-use tokio::sync::OnceCell;
 
-/// Upper bound for one test, image build included (a cold base build takes ~1 minute).
-const TEST_TIMEOUT_S: u64 = 300;
-const ETCD_PORT: u16 = 2379;
-
-static BASE_IMAGE: OnceCell<Result<String, String>> = OnceCell::const_new();
+mod common;
+use common::{base_image_or_skip, docker_or_skip, etcd_program, TEST_TIMEOUT_S};
 
 /// One test at a time: two of them clean up dead runs, which would otherwise remove the
 /// dead run another test is about to assert on; and the machine has two cores.
@@ -32,66 +28,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn bounded<F: Future<Output = ()>>(test: F) {
     let _serial = SERIAL.lock().await;
-    tokio::time::timeout(Duration::from_secs(TEST_TIMEOUT_S), test)
-        .await
-        .expect("test exceeded its time limit");
-}
-
-/// The daemon, or None after printing why the test is skipped.
-async fn docker_or_skip() -> Option<DockerApi> {
-    match DockerApi::connect(10_000).await {
-        Ok(api) => Some(api),
-        Err(e) => {
-            eprintln!("skipping: Docker is unreachable: {e}");
-            None
-        }
-    }
-}
-
-/// The base image tag (built once per test binary), or None after printing why not.
-async fn base_image_or_skip(api: &DockerApi) -> Option<String> {
-    let result = BASE_IMAGE
-        .get_or_init(|| async {
-            let log = |p| eprintln!("image: {p:?}");
-            ensure_base_image(api, &log)
-                .await
-                .map(|i| i.tag)
-                .map_err(|e| e.to_string())
-        })
-        .await;
-    match result {
-        Ok(tag) => Some(tag.clone()),
-        Err(e) if e.contains("needs root") => {
-            eprintln!("skipping: cannot build the base image here: {e}");
-            None
-        }
-        Err(e) => panic!("base image build failed: {e}"),
-    }
-}
-
-/// A standalone etcd per node: a real TCP server that ships in the base image.
-fn etcd_program() -> NodeProgram {
-    let args = [
-        "etcd",
-        "--name",
-        "{name}",
-        "--data-dir",
-        "{data_dir}/etcd",
-        "--listen-client-urls",
-        "http://0.0.0.0:{port}",
-        "--advertise-client-urls",
-        "http://{ip}:{port}",
-        "--listen-peer-urls",
-        "http://127.0.0.1:2380",
-        "--initial-advertise-peer-urls",
-        "http://127.0.0.1:2380",
-        "--initial-cluster",
-        "{name}=http://127.0.0.1:2380",
-    ];
-    NodeProgram {
-        args: args.iter().map(ToString::to_string).collect(),
-        port: ETCD_PORT,
-    }
+    common::bounded(test).await;
 }
 
 /// Whether `from`'s network namespace can open a TCP connection to `to`'s client port.

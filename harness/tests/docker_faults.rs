@@ -8,84 +8,19 @@
 //! cannot be built here. Nodes run etcd from the base image as a stand-in HTTP server. Each
 //! test creates and tears down only its own run (a fresh run id), so other runs are safe.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use faultline::docker::{new_run_id, DockerApi, DockerCluster, DockerClusterConfig, NodeProgram};
-use faultline::image::ensure_base_image;
+use faultline::docker::{new_run_id, DockerCluster, DockerClusterConfig};
 use faultline_nemeses::nemesis::ActiveFault;
 use faultline_nemeses::{Cluster, ClusterError, FaultKind, Nemesis, NetemSpec, NodeId};
-use tokio::sync::OnceCell;
 
-const TEST_TIMEOUT_S: u64 = 300;
-const ETCD_PORT: u16 = 2379;
+mod common;
+use common::{base_image_or_skip, bounded, docker_or_skip, etcd_program};
+
 /// One request's time budget in the probes below; a paused node never answers within it.
 const PROBE_TIMEOUT_S: u64 = 3;
 /// Round trips per measurement; the median is compared, so one slow exec does not decide.
 const SAMPLES: usize = 5;
-
-static BASE_IMAGE: OnceCell<Result<String, String>> = OnceCell::const_new();
-
-async fn bounded<F: Future<Output = ()>>(test: F) {
-    tokio::time::timeout(Duration::from_secs(TEST_TIMEOUT_S), test)
-        .await
-        .expect("test exceeded its time limit");
-}
-
-async fn docker_or_skip() -> Option<DockerApi> {
-    match DockerApi::connect(10_000).await {
-        Ok(api) => Some(api),
-        Err(e) => {
-            eprintln!("skipping: Docker is unreachable: {e}");
-            None
-        }
-    }
-}
-
-async fn base_image_or_skip(api: &DockerApi) -> Option<String> {
-    let result = BASE_IMAGE
-        .get_or_init(|| async {
-            let log = |p| eprintln!("image: {p:?}");
-            ensure_base_image(api, &log)
-                .await
-                .map(|i| i.tag)
-                .map_err(|e| e.to_string())
-        })
-        .await;
-    match result {
-        Ok(tag) => Some(tag.clone()),
-        Err(e) if e.contains("needs root") => {
-            eprintln!("skipping: cannot build the base image here: {e}");
-            None
-        }
-        Err(e) => panic!("base image build failed: {e}"),
-    }
-}
-
-fn etcd_program() -> NodeProgram {
-    let args = [
-        "etcd",
-        "--name",
-        "{name}",
-        "--data-dir",
-        "{data_dir}/etcd",
-        "--listen-client-urls",
-        "http://0.0.0.0:{port}",
-        "--advertise-client-urls",
-        "http://{ip}:{port}",
-        "--listen-peer-urls",
-        "http://127.0.0.1:2380",
-        "--initial-advertise-peer-urls",
-        "http://127.0.0.1:2380",
-        "--initial-cluster",
-        "{name}=http://127.0.0.1:2380",
-    ];
-    NodeProgram {
-        args: args.iter().map(ToString::to_string).collect(),
-        port: ETCD_PORT,
-    }
-}
 
 /// A started cluster of `nodes` etcd nodes, or None when the test must skip.
 async fn cluster_or_skip(nodes: u32) -> Option<Arc<DockerCluster>> {
