@@ -94,6 +94,28 @@ pub trait Cluster: Send + Sync {
     /// error.
     async fn start(&self, node: NodeId) -> Result<(), ClusterError>;
 
+    /// Stops the node's server gracefully: SIGTERM, then SIGKILL if it has not exited
+    /// within the backend's grace period. Its data directory is kept; `start` brings it
+    /// back. Stopping a stopped node is not an error.
+    async fn terminate(&self, node: NodeId) -> Result<(), ClusterError> {
+        Err(ClusterError::Unsupported {
+            op: "terminate",
+            backend: "this",
+            reason: format!("graceful stop is not implemented (node {node})"),
+        })
+    }
+
+    /// Flips one byte near the end of the node's newest write-ahead-log file, as a torn or
+    /// bit-rotted write would. The node must be down (killed or terminated). Returns what
+    /// was changed (file and offset), for the history.
+    async fn corrupt_log_tail(&self, node: NodeId) -> Result<String, ClusterError> {
+        Err(ClusterError::Unsupported {
+            op: "corrupt log tail",
+            backend: "this",
+            reason: format!("disk corruption is not implemented (node {node})"),
+        })
+    }
+
     /// Sets the node's clock to run `offset_ms` away from real time, at `rate` seconds per
     /// real second. `(0, 1.0)` resets it.
     async fn clock(&self, node: NodeId, offset_ms: i64, rate: f64) -> Result<(), ClusterError>;

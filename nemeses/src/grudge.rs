@@ -106,6 +106,23 @@ impl Grudge {
         Self::from_components(&[a.to_vec(), b.to_vec()])
     }
 
+    /// An asymmetric split: the nodes fall at random into two halves, and the first half
+    /// drops every packet from the second while the second still hears the first. Raft
+    /// sees requests arrive but no answers come back, the shape that exposes leaders
+    /// which trust one-way heartbeats.
+    pub fn one_way<R: Rng + ?Sized>(nodes: &[NodeId], rng: &mut R) -> Self {
+        let mut shuffled = nodes.to_vec();
+        shuffled.shuffle(rng);
+        let (deaf, loud) = shuffled.split_at(shuffled.len() / 2);
+        let mut grudge = Self::new();
+        for &to in deaf {
+            for &from in loud {
+                grudge.drop_one_way(from, to);
+            }
+        }
+        grudge
+    }
+
     /// The nodes `node` drops traffic from.
     pub fn drops_from(&self, node: NodeId) -> impl Iterator<Item = NodeId> + '_ {
         self.drops.get(&node).into_iter().flatten().copied()
@@ -257,6 +274,25 @@ mod tests {
                 prop_assert!(seen.contains(&bridges[0]));
                 prop_assert!(seen.len() < n as usize);
             }
+        }
+
+        #[test]
+        fn one_way_cuts_exactly_one_direction(n in 2u32..12, seed in any::<u64>()) {
+            let nodes = ids(n);
+            let g = Grudge::one_way(&nodes, &mut StdRng::seed_from_u64(seed));
+            prop_assert!(!g.is_empty());
+            for &a in &nodes {
+                for &b in &nodes {
+                    // Never both directions: whoever drops is never dropped by the other.
+                    prop_assert!(!(g.blocks(a, b) && g.blocks(b, a)));
+                }
+            }
+            let deaf: Vec<NodeId> = nodes
+                .iter()
+                .copied()
+                .filter(|&x| g.drops_from(x).next().is_some())
+                .collect();
+            prop_assert_eq!(deaf.len(), n as usize / 2);
         }
     }
 }

@@ -1,13 +1,15 @@
 //! Fault kinds, schedules and heal; speaks to the cluster only through the `Cluster` trait.
 
+pub mod clock;
 pub mod cluster;
 pub mod grudge;
 pub mod nemesis;
 pub mod netem;
 pub mod schedule;
 
+pub use clock::{faketime_spec, ClockSkew};
 pub use cluster::{Cluster, ClusterError, Node, NodeId};
 pub use grudge::Grudge;
-pub use nemesis::{ActiveFault, FaultKind, LeaderProbe, Nemesis};
+pub use nemesis::{ActiveFault, DiskFault, FaultKind, LeaderProbe, Nemesis, PartitionShape};
 pub use netem::NetemSpec;
 pub use schedule::{EventLog, Schedule, ScheduleConfig, ScheduleReport};

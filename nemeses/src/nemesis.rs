@@ -1,20 +1,30 @@
-//! `Nemesis`: injects and removes one fault at a time on a [`Cluster`], and heals
-//! everything at the end.
+//! `Nemesis`: injects and removes faults on a [`Cluster`], and heals everything at the end.
 //!
-//! Fault kinds for now: `partition` (random halves, isolate one node, isolate the leader,
-//! majorities ring; the shape is drawn from the seeded RNG at each start), `kill`
-//! (SIGKILL a random node; it is started again when the fault stops), `pause` (freeze
-//! the leader when the probe knows it, else a random node; resumed when the fault stops)
-//! and `netem` (a random node's packets delayed 50-200 ms with jitter, and a little loss,
-//! duplication and reordering; cleared when the fault stops). A kind the cluster cannot do
-//! at all comes back as `ClusterError::Unsupported`, which the schedule skips. Every cluster call
-//! is bounded by [`CLUSTER_CALL_TIMEOUT`] on top of the backend's own limits, so a stuck
-//! backend cannot hang the run.
+//! Fault kinds (the shape, node or skew is drawn from the seeded RNG at each start):
+//! - `partition`: random halves, isolate one node, isolate the leader, majorities ring,
+//!   bridge, or one-way (asymmetric) halves; healed when the fault stops.
+//! - `kill`: SIGKILL one random node, or a majority at once; started again on stop.
+//! - `pause`: freeze the leader when the probe knows it, else a random node; resumed on stop.
+//! - `restart`: a graceful restart (SIGTERM, wait, start) of one node, or a rolling restart
+//!   of every node in turn; done when the start returns, so the stop is a no-op.
+//! - `netem`: a random node's packets delayed 50-200 ms with jitter, and a little loss,
+//!   duplication and reordering; cleared on stop.
+//! - `clock`: a bump (ms to minutes, either way), a strobe, or a rate skew of the wall clock
+//!   on one node or a majority (the leader among them when known); reset on stop.
+//! - `disk`: a crash of a majority that loses every write not yet fsynced (the nodes run
+//!   the target's lose-unsynced file layer), or one node's WAL tail corrupted by a flipped
+//!   byte while it is down; the nodes are started again on stop.
 //!
-//! The nemesis keeps track of what it may have broken (network rules applied, nodes
-//! killed or paused, packet faults) even when a call failed half-way, so [`Nemesis::heal_all`] undoes everything.
+//! A kind the cluster cannot do at all comes back as `ClusterError::Unsupported`, which the
+//! schedule skips. Every cluster call is bounded by [`CLUSTER_CALL_TIMEOUT`] on top of the
+//! backend's own limits, so a stuck backend cannot hang the run.
+//!
+//! The nemesis keeps track of what it may have broken (network rules applied, nodes killed
+//! or paused, packet faults, skewed clocks) even when a call failed half-way, so
+//! [`Nemesis::heal_all`] undoes everything. Faults of different kinds may be in effect at
+//! once (the schedule runs one stream per kind); the tracking sets make that safe.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
@@ -24,10 +34,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use faultline_checker::Value;
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
-use rand::SeedableRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use tokio::task::AbortHandle;
 
+use crate::clock::ClockSkew;
 use crate::cluster::{Cluster, ClusterError, NodeId};
 use crate::grudge::Grudge;
 use crate::netem::NetemSpec;
@@ -36,6 +48,8 @@ use crate::netem::NetemSpec;
 pub const CLUSTER_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Attempts per heal step at the end of a run.
 pub const HEAL_ATTEMPTS: usize = 3;
+/// Pause between nodes in a rolling restart, so each one rejoins before the next goes.
+const ROLLING_GAP: Duration = Duration::from_millis(1_500);
 
 /// A family of faults the schedule can inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -44,15 +58,21 @@ pub enum FaultKind {
     Partition,
     Kill,
     Pause,
+    Restart,
     Netem,
+    Clock,
+    Disk,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 4] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Partition,
         FaultKind::Kill,
         FaultKind::Pause,
+        FaultKind::Restart,
         FaultKind::Netem,
+        FaultKind::Clock,
+        FaultKind::Disk,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,7 +80,10 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::Kill => "kill",
             FaultKind::Pause => "pause",
+            FaultKind::Restart => "restart",
             FaultKind::Netem => "netem",
+            FaultKind::Clock => "clock",
+            FaultKind::Disk => "disk",
         }
     }
 
@@ -89,8 +112,8 @@ impl fmt::Display for FaultKind {
 /// An unknown fault name.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown nemesis {0:?}; expected a comma-separated list of: partition, kill, pause, netem \
-     (or none)"
+    "unknown nemesis {0:?}; expected a comma-separated list of: partition, kill, pause, \
+     restart, netem, clock, disk (or none)"
 )]
 pub struct UnknownFault(pub String);
 
@@ -112,14 +135,18 @@ pub enum PartitionShape {
     IsolateOne,
     IsolateLeader,
     MajoritiesRing,
+    Bridge,
+    OneWay,
 }
 
 impl PartitionShape {
-    pub const ALL: [PartitionShape; 4] = [
+    pub const ALL: [PartitionShape; 6] = [
         PartitionShape::RandomHalves,
         PartitionShape::IsolateOne,
         PartitionShape::IsolateLeader,
         PartitionShape::MajoritiesRing,
+        PartitionShape::Bridge,
+        PartitionShape::OneWay,
     ];
 
     pub fn name(self) -> &'static str {
@@ -128,6 +155,26 @@ impl PartitionShape {
             PartitionShape::IsolateOne => "isolate-one",
             PartitionShape::IsolateLeader => "isolate-leader",
             PartitionShape::MajoritiesRing => "majorities-ring",
+            PartitionShape::Bridge => "bridge",
+            PartitionShape::OneWay => "one-way",
+        }
+    }
+}
+
+/// What a disk fault does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DiskFault {
+    /// Crash a majority at once; writes they had not fsynced are gone.
+    LoseUnsynced,
+    /// Crash one node and flip a byte in its WAL's tail before it starts again.
+    CorruptTail,
+}
+
+impl DiskFault {
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskFault::LoseUnsynced => "lose-unsynced",
+            DiskFault::CorruptTail => "corrupt-tail",
         }
     }
 }
@@ -139,8 +186,8 @@ pub trait LeaderProbe: Send + Sync {
     async fn leader(&self) -> Option<NodeId>;
 }
 
-/// A fault currently in effect.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A fault currently in effect (or, for `Restart`, just done).
+#[derive(Clone, Debug, PartialEq)]
 pub enum ActiveFault {
     Partition {
         shape: PartitionShape,
@@ -149,30 +196,63 @@ pub enum ActiveFault {
     Kill {
         node: NodeId,
     },
+    /// A majority killed at once.
+    KillMajority {
+        nodes: Vec<NodeId>,
+    },
     Pause {
         node: NodeId,
         /// The node was the leader when it was chosen.
         leader: bool,
     },
+    Restart {
+        nodes: Vec<NodeId>,
+        rolling: bool,
+    },
     Netem {
         node: NodeId,
         spec: NetemSpec,
     },
+    Clock {
+        nodes: Vec<NodeId>,
+        skew: ClockSkew,
+    },
+    Disk {
+        nodes: Vec<NodeId>,
+        fault: DiskFault,
+        /// What was corrupted, for `CorruptTail`.
+        detail: Option<String>,
+    },
+}
+
+fn node_list(nodes: &[NodeId]) -> Value {
+    Value::List(nodes.iter().map(|n| Value::from(n.to_string())).collect())
+}
+
+fn join(nodes: &[NodeId]) -> String {
+    nodes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl ActiveFault {
     pub fn kind(&self) -> FaultKind {
         match self {
             ActiveFault::Partition { .. } => FaultKind::Partition,
-            ActiveFault::Kill { .. } => FaultKind::Kill,
+            ActiveFault::Kill { .. } | ActiveFault::KillMajority { .. } => FaultKind::Kill,
             ActiveFault::Pause { .. } => FaultKind::Pause,
+            ActiveFault::Restart { .. } => FaultKind::Restart,
             ActiveFault::Netem { .. } => FaultKind::Netem,
+            ActiveFault::Clock { .. } => FaultKind::Clock,
+            ActiveFault::Disk { .. } => FaultKind::Disk,
         }
     }
 
     /// The value of the history event describing this fault.
     pub fn describe(&self) -> Value {
-        let mut m = std::collections::BTreeMap::new();
+        let mut m = BTreeMap::new();
         match self {
             ActiveFault::Partition { shape, grudge } => {
                 m.insert("shape".to_string(), Value::from(shape.name()));
@@ -181,31 +261,69 @@ impl ActiveFault {
             ActiveFault::Kill { node } => {
                 m.insert("node".to_string(), Value::from(node.to_string()));
             }
+            ActiveFault::KillMajority { nodes } => {
+                m.insert("nodes".to_string(), node_list(nodes));
+                m.insert("shape".to_string(), Value::from("majority"));
+            }
             ActiveFault::Pause { node, leader } => {
                 m.insert("node".to_string(), Value::from(node.to_string()));
                 m.insert("leader".to_string(), Value::Bool(*leader));
+            }
+            ActiveFault::Restart { nodes, rolling } => {
+                m.insert("nodes".to_string(), node_list(nodes));
+                m.insert("rolling".to_string(), Value::Bool(*rolling));
             }
             ActiveFault::Netem { node, spec } => {
                 m.insert("node".to_string(), Value::from(node.to_string()));
                 m.insert("netem".to_string(), Value::from(spec.to_string()));
             }
+            ActiveFault::Clock { nodes, skew } => {
+                m.insert("nodes".to_string(), node_list(nodes));
+                m.insert("skew".to_string(), Value::from(skew.to_string()));
+            }
+            ActiveFault::Disk {
+                nodes,
+                fault,
+                detail,
+            } => {
+                m.insert("nodes".to_string(), node_list(nodes));
+                m.insert("fault".to_string(), Value::from(fault.name()));
+                if let Some(d) = detail {
+                    m.insert("detail".to_string(), Value::from(d.as_str()));
+                }
+            }
         }
         Value::Map(m)
+    }
+
+    /// True for faults that are over once started (nothing to undo at stop).
+    pub fn is_instant(&self) -> bool {
+        matches!(self, ActiveFault::Restart { .. })
     }
 }
 
 impl fmt::Display for ActiveFault {
     /// For the progress line: `partition isolate-leader n1<-{n2,...}`, `kill n3`,
-    /// `pause n2 (leader)`, `netem n4 delay 120ms±30ms loss 2%`.
+    /// `pause n2 (leader)`, `netem n4 delay 120ms±30ms loss 2%`, `clock n1,n2 bump +300ms`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ActiveFault::Partition { shape, grudge } => {
                 write!(f, "partition {} {grudge}", shape.name())
             }
             ActiveFault::Kill { node } => write!(f, "kill {node}"),
+            ActiveFault::KillMajority { nodes } => write!(f, "kill majority {}", join(nodes)),
             ActiveFault::Pause { node, leader: true } => write!(f, "pause {node} (leader)"),
             ActiveFault::Pause { node, .. } => write!(f, "pause {node}"),
+            ActiveFault::Restart {
+                nodes,
+                rolling: true,
+            } => write!(f, "rolling restart {}", join(nodes)),
+            ActiveFault::Restart { nodes, .. } => write!(f, "restart {}", join(nodes)),
             ActiveFault::Netem { node, spec } => write!(f, "netem {node} {spec}"),
+            ActiveFault::Clock { nodes, skew } => write!(f, "clock {} {skew}", join(nodes)),
+            ActiveFault::Disk { nodes, fault, .. } => {
+                write!(f, "disk {} {}", fault.name(), join(nodes))
+            }
         }
     }
 }
@@ -219,6 +337,8 @@ pub struct HealReport {
     pub resumed: Vec<NodeId>,
     /// Nodes whose packet fault was cleared.
     pub netem_cleared: Vec<NodeId>,
+    /// Nodes whose clock was reset.
+    pub clocks_reset: Vec<NodeId>,
     pub errors: Vec<String>,
 }
 
@@ -229,12 +349,16 @@ pub struct Nemesis<C: Cluster + ?Sized> {
     rng: StdRng,
     /// Network rules may be in place (set before the call, cleared after a heal).
     partitioned: bool,
-    /// Nodes that may be down because we killed them.
+    /// Nodes that may be down because we killed (or stopped) them.
     killed: BTreeSet<NodeId>,
     /// Nodes that may be frozen because we paused them.
     paused: BTreeSet<NodeId>,
     /// Nodes that may have a packet fault from us.
     netem: BTreeSet<NodeId>,
+    /// Nodes whose clock may be skewed by us.
+    skewed: BTreeSet<NodeId>,
+    /// Strobe tasks flipping clocks, by node; aborted before a reset.
+    strobes: BTreeMap<NodeId, AbortHandle>,
 }
 
 /// Runs a cluster call with the nemesis's time bound.
@@ -269,7 +393,12 @@ where
     result
 }
 
-impl<C: Cluster + ?Sized> Nemesis<C> {
+/// Marks `node` unsupported-safe: an `Unsupported` error changed nothing, any other may have.
+fn changed_nothing(e: &ClusterError) -> bool {
+    matches!(e, ClusterError::Unsupported { .. })
+}
+
+impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
     /// `seed` makes the choice of shapes and nodes reproducible.
     pub fn new(cluster: Arc<C>, leader: Option<Arc<dyn LeaderProbe>>, seed: u64) -> Nemesis<C> {
         Nemesis {
@@ -280,11 +409,26 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
             killed: BTreeSet::new(),
             paused: BTreeSet::new(),
             netem: BTreeSet::new(),
+            skewed: BTreeSet::new(),
+            strobes: BTreeMap::new(),
         }
     }
 
     fn node_ids(&self) -> Vec<NodeId> {
         self.cluster.nodes().iter().map(|n| n.id).collect()
+    }
+
+    /// A random majority of `nodes` (with `first` in it when given), in id order.
+    fn majority(&mut self, nodes: &[NodeId], first: Option<NodeId>) -> Vec<NodeId> {
+        let mut shuffled = nodes.to_vec();
+        shuffled.shuffle(&mut self.rng);
+        if let Some(f) = first {
+            shuffled.retain(|n| *n != f);
+            shuffled.insert(0, f);
+        }
+        shuffled.truncate(nodes.len() / 2 + 1);
+        shuffled.sort();
+        shuffled
     }
 
     /// Injects a fault of `kind`. On error nothing is reported as injected, but what may
@@ -299,35 +443,16 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
             });
         };
         match kind {
-            FaultKind::Partition => {
-                let mut shape = *PartitionShape::ALL
-                    .choose(&mut self.rng)
-                    .unwrap_or(&PartitionShape::RandomHalves);
-                let grudge = match shape {
-                    PartitionShape::RandomHalves => Grudge::random_halves(&nodes, &mut self.rng),
-                    PartitionShape::IsolateOne => Grudge::isolate(&nodes, random_node),
-                    PartitionShape::IsolateLeader => match self.current_leader(&nodes).await {
-                        Some(l) => Grudge::isolate(&nodes, l),
-                        None => {
-                            tracing::info!("no leader known; isolating a random node");
-                            shape = PartitionShape::IsolateOne;
-                            Grudge::isolate(&nodes, random_node)
-                        }
-                    },
-                    PartitionShape::MajoritiesRing => {
-                        Grudge::majorities_ring(&nodes, &mut self.rng)
-                    }
-                };
-                self.partitioned = true;
-                let cluster = self.cluster.clone();
-                bounded("partition", grudge.to_string(), cluster.partition(&grudge)).await?;
-                Ok(ActiveFault::Partition { shape, grudge })
-            }
+            FaultKind::Partition => self.start_partition(&nodes, random_node).await,
             FaultKind::Kill => {
-                self.killed.insert(random_node);
-                let cluster = self.cluster.clone();
-                bounded("kill", random_node.to_string(), cluster.kill(random_node)).await?;
-                Ok(ActiveFault::Kill { node: random_node })
+                if nodes.len() >= 3 && self.rng.random_bool(0.3) {
+                    let victims = self.majority(&nodes, None);
+                    self.kill_all(&victims).await?;
+                    Ok(ActiveFault::KillMajority { nodes: victims })
+                } else {
+                    self.kill_all(&[random_node]).await?;
+                    Ok(ActiveFault::Kill { node: random_node })
+                }
             }
             FaultKind::Pause => {
                 let leader = self.current_leader(&nodes).await;
@@ -338,8 +463,7 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
                 self.paused.insert(node);
                 let cluster = self.cluster.clone();
                 if let Err(e) = bounded("pause", node.to_string(), cluster.pause(node)).await {
-                    // An unsupported pause froze nothing; any other error may have.
-                    if matches!(e, ClusterError::Unsupported { .. }) {
+                    if changed_nothing(&e) {
                         self.paused.remove(&node);
                     }
                     return Err(e);
@@ -349,6 +473,24 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
                     leader: leader.is_some(),
                 })
             }
+            FaultKind::Restart => {
+                let rolling = nodes.len() > 1 && self.rng.random_bool(0.3);
+                let targets = if rolling {
+                    nodes.clone()
+                } else {
+                    vec![random_node]
+                };
+                for (i, &node) in targets.iter().enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(ROLLING_GAP).await;
+                    }
+                    self.restart_gracefully(node).await?;
+                }
+                Ok(ActiveFault::Restart {
+                    nodes: targets,
+                    rolling,
+                })
+            }
             FaultKind::Netem => {
                 let spec = NetemSpec::random(&mut self.rng);
                 let node = random_node;
@@ -356,14 +498,161 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
                 let cluster = self.cluster.clone();
                 let applied = bounded("netem", node.to_string(), cluster.netem(node, &spec)).await;
                 if let Err(e) = applied {
-                    if matches!(e, ClusterError::Unsupported { .. }) {
+                    if changed_nothing(&e) {
                         self.netem.remove(&node);
                     }
                     return Err(e);
                 }
                 Ok(ActiveFault::Netem { node, spec })
             }
+            FaultKind::Clock => {
+                let skew = ClockSkew::random(&mut self.rng);
+                // A leader with a wrong clock is where clock bugs bite (leases); include it.
+                let leader = self.current_leader(&nodes).await;
+                let targets = if self.rng.random_bool(0.5) {
+                    self.majority(&nodes, leader)
+                } else {
+                    vec![leader.unwrap_or(random_node)]
+                };
+                self.start_clock(&targets, skew).await?;
+                Ok(ActiveFault::Clock {
+                    nodes: targets,
+                    skew,
+                })
+            }
+            FaultKind::Disk => {
+                if self.rng.random_bool(0.5) {
+                    let victims = self.majority(&nodes, None);
+                    self.kill_all(&victims).await?;
+                    Ok(ActiveFault::Disk {
+                        nodes: victims,
+                        fault: DiskFault::LoseUnsynced,
+                        detail: None,
+                    })
+                } else {
+                    let node = random_node;
+                    self.kill_all(&[node]).await?;
+                    let cluster = self.cluster.clone();
+                    let call = cluster.corrupt_log_tail(node);
+                    let detail = bounded("corrupt log tail", node.to_string(), call).await?;
+                    Ok(ActiveFault::Disk {
+                        nodes: vec![node],
+                        fault: DiskFault::CorruptTail,
+                        detail: Some(detail),
+                    })
+                }
+            }
         }
+    }
+
+    async fn start_partition(
+        &mut self,
+        nodes: &[NodeId],
+        random_node: NodeId,
+    ) -> Result<ActiveFault, ClusterError> {
+        let mut shape = *PartitionShape::ALL
+            .choose(&mut self.rng)
+            .unwrap_or(&PartitionShape::RandomHalves);
+        let grudge = match shape {
+            PartitionShape::RandomHalves => Grudge::random_halves(nodes, &mut self.rng),
+            PartitionShape::IsolateOne => Grudge::isolate(nodes, random_node),
+            PartitionShape::IsolateLeader => match self.current_leader(nodes).await {
+                Some(l) => Grudge::isolate(nodes, l),
+                None => {
+                    tracing::info!("no leader known; isolating a random node");
+                    shape = PartitionShape::IsolateOne;
+                    Grudge::isolate(nodes, random_node)
+                }
+            },
+            PartitionShape::MajoritiesRing => Grudge::majorities_ring(nodes, &mut self.rng),
+            PartitionShape::Bridge => Grudge::bridge(nodes, &mut self.rng),
+            PartitionShape::OneWay => Grudge::one_way(nodes, &mut self.rng),
+        };
+        self.partitioned = true;
+        let cluster = self.cluster.clone();
+        bounded("partition", grudge.to_string(), cluster.partition(&grudge)).await?;
+        Ok(ActiveFault::Partition { shape, grudge })
+    }
+
+    /// SIGKILLs every node in `victims` at once (as close together as the backend can).
+    async fn kill_all(&mut self, victims: &[NodeId]) -> Result<(), ClusterError> {
+        self.killed.extend(victims.iter().copied());
+        let cluster = self.cluster.clone();
+        let kills = victims.iter().map(|&node| {
+            let cluster = cluster.clone();
+            async move { bounded("kill", node.to_string(), cluster.kill(node)).await }
+        });
+        let results = futures_util::future::join_all(kills).await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(())
+    }
+
+    async fn restart_gracefully(&mut self, node: NodeId) -> Result<(), ClusterError> {
+        let cluster = self.cluster.clone();
+        self.killed.insert(node);
+        if let Err(e) = bounded("terminate", node.to_string(), cluster.terminate(node)).await {
+            if changed_nothing(&e) {
+                self.killed.remove(&node);
+            }
+            return Err(e);
+        }
+        bounded("start", node.to_string(), cluster.start(node)).await?;
+        self.killed.remove(&node);
+        Ok(())
+    }
+
+    async fn start_clock(
+        &mut self,
+        targets: &[NodeId],
+        skew: ClockSkew,
+    ) -> Result<(), ClusterError> {
+        let (offset_ms, rate) = skew.initial();
+        for &node in targets {
+            self.skewed.insert(node);
+            let cluster = self.cluster.clone();
+            let call = cluster.clock(node, offset_ms, rate);
+            if let Err(e) = bounded("clock", node.to_string(), call).await {
+                if changed_nothing(&e) {
+                    self.skewed.remove(&node);
+                }
+                return Err(e);
+            }
+            if let ClockSkew::Strobe {
+                delta_ms,
+                period_ms,
+            } = skew
+            {
+                let cluster = self.cluster.clone();
+                let task = tokio::spawn(async move {
+                    let period = Duration::from_millis(period_ms.max(1));
+                    let mut on = true;
+                    loop {
+                        tokio::time::sleep(period).await;
+                        on = !on;
+                        let offset = if on { delta_ms } else { 0 };
+                        let call = cluster.clock(node, offset, 1.0);
+                        if let Err(e) = bounded("clock strobe", node.to_string(), call).await {
+                            tracing::warn!(%node, error = %e, "clock strobe step failed");
+                        }
+                    }
+                });
+                if let Some(old) = self.strobes.insert(node, task.abort_handle()) {
+                    old.abort();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops any strobe on `node` and sets its clock back to real time.
+    async fn reset_clock(&mut self, node: NodeId) -> Result<(), ClusterError> {
+        if let Some(strobe) = self.strobes.remove(&node) {
+            strobe.abort();
+        }
+        let cluster = self.cluster.clone();
+        bounded("clock reset", node.to_string(), cluster.clock(node, 0, 1.0)).await?;
+        self.skewed.remove(&node);
+        Ok(())
     }
 
     /// The probed leader, if there is a probe and it names one of `nodes`.
@@ -374,7 +663,8 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
         }
     }
 
-    /// Removes `fault`: heals the network, or starts the killed node again.
+    /// Removes `fault`: heals the network, starts killed nodes again, resumes, clears, or
+    /// resets clocks.
     pub async fn stop(&mut self, fault: &ActiveFault) -> Result<(), ClusterError> {
         let cluster = self.cluster.clone();
         match fault {
@@ -382,19 +672,34 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
                 bounded("heal", "cluster".into(), cluster.heal()).await?;
                 self.partitioned = false;
             }
-            ActiveFault::Kill { node } => {
-                bounded("start", node.to_string(), cluster.start(*node)).await?;
-                self.killed.remove(node);
+            ActiveFault::Kill { node } => self.start_all(&[*node]).await?,
+            ActiveFault::KillMajority { nodes } | ActiveFault::Disk { nodes, .. } => {
+                self.start_all(nodes).await?
             }
             ActiveFault::Pause { node, .. } => {
                 bounded("resume", node.to_string(), cluster.resume(*node)).await?;
                 self.paused.remove(node);
             }
+            ActiveFault::Restart { .. } => {}
             ActiveFault::Netem { node, .. } => {
                 let cleared = cluster.clear_netem(*node);
                 bounded("clear netem", node.to_string(), cleared).await?;
                 self.netem.remove(node);
             }
+            ActiveFault::Clock { nodes, .. } => {
+                for &node in nodes {
+                    self.reset_clock(node).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_all(&mut self, nodes: &[NodeId]) -> Result<(), ClusterError> {
+        let cluster = self.cluster.clone();
+        for &node in nodes {
+            bounded("start", node.to_string(), cluster.start(node)).await?;
+            self.killed.remove(&node);
         }
         Ok(())
     }
@@ -405,11 +710,14 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
             && self.killed.is_empty()
             && self.paused.is_empty()
             && self.netem.is_empty()
+            && self.skewed.is_empty()
     }
 
-    /// Heals the network, clears every packet fault this nemesis may have left, resumes
-    /// every node it may have paused and starts every node it may have killed, retrying each step [`HEAL_ATTEMPTS`] times. Always heals the network, even if no partition is
-    /// known to be in place: a heal of a healed cluster is cheap, a leftover rule is not.
+    /// Heals the network, clears every packet fault this nemesis may have left, resets
+    /// clocks, resumes every node it may have paused and starts every node it may have
+    /// killed, retrying each step [`HEAL_ATTEMPTS`] times. Always heals the network, even
+    /// if no partition is known to be in place: a heal of a healed cluster is cheap, a
+    /// leftover rule is not.
     pub async fn heal_all(&mut self) -> HealReport {
         let mut report = HealReport::default();
         let cluster = self.cluster.clone();
@@ -442,6 +750,25 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
                 }
             }
         }
+        for (_, strobe) in std::mem::take(&mut self.strobes) {
+            strobe.abort();
+        }
+        for node in std::mem::take(&mut self.skewed) {
+            let reset = retry(|| {
+                let cluster = cluster.clone();
+                async move {
+                    bounded("clock reset", node.to_string(), cluster.clock(node, 0, 1.0)).await
+                }
+            })
+            .await;
+            match reset {
+                Ok(()) => report.clocks_reset.push(node),
+                Err(e) => {
+                    self.skewed.insert(node);
+                    report.errors.push(e.to_string());
+                }
+            }
+        }
         // Resume before starting: a node both paused and killed (kill thaws it first) is
         // covered either way, and a resumed node needs no restart.
         for node in std::mem::take(&mut self.paused) {
@@ -455,21 +782,12 @@ impl<C: Cluster + ?Sized> Nemesis<C> {
             }
         }
         for node in std::mem::take(&mut self.killed) {
-            let mut last_err = None;
-            for _ in 0..HEAL_ATTEMPTS {
-                match bounded("start", node.to_string(), cluster.start(node)).await {
-                    Ok(()) => {
-                        last_err = None;
-                        break;
-                    }
-                    Err(e) => last_err = Some(e.to_string()),
-                }
-            }
-            match last_err {
-                None => report.restarted.push(node),
-                Some(e) => {
+            let started = retry(|| bounded("start", node.to_string(), cluster.start(node))).await;
+            match started {
+                Ok(()) => report.restarted.push(node),
+                Err(e) => {
                     self.killed.insert(node);
-                    report.errors.push(e);
+                    report.errors.push(e.to_string());
                 }
             }
         }
@@ -497,10 +815,14 @@ mod tests {
         );
         assert!(FaultKind::parse_list("none").unwrap().is_empty());
         assert!(FaultKind::parse_list("").unwrap().is_empty());
-        let err = FaultKind::parse_list("partition,clock")
+        assert_eq!(
+            FaultKind::parse_list("clock,disk,restart").unwrap(),
+            vec![FaultKind::Clock, FaultKind::Disk, FaultKind::Restart]
+        );
+        let err = FaultKind::parse_list("partition,flood")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("\"clock\""), "{err}");
+        assert!(err.contains("\"flood\""), "{err}");
     }
 
     #[test]

@@ -1,15 +1,21 @@
-//! `Schedule`: when faults happen. Every `interval` it alternates between starting a
-//! fault (a kind drawn from the enabled ones with the seeded RNG) and stopping it, starting
-//! with a quiet interval so the cluster settles first. Each start and stop is written to
-//! the history as a `process: "nemesis"` `info` event, after the cluster call returned, so
-//! a fault is never shown as in effect before it was. When told to stop, it stops the
-//! fault in effect and heals everything (network and killed nodes) before returning, so
-//! the final reads run on a whole cluster.
+//! `Schedule`: when faults happen. Each enabled fault kind runs as its own stream: after a
+//! quiet interval (staggered between kinds) it starts a fault, keeps it about an interval,
+//! stops it, rests about an interval, and repeats; waits are drawn from the seeded RNG
+//! between half and one and a half intervals, so several kinds overlap in varying
+//! combinations. Each start and stop is written to the history as a `process: "nemesis"`
+//! `info` event, after the cluster call returned, so a fault is never shown as in effect
+//! before it was. When told to stop, it stops every fault in effect and heals everything
+//! (network, packet faults, clocks, paused and killed nodes) before returning, so the final
+//! reads run on a whole cluster.
 //!
 //! Events written (`f`, value):
 //! - `start-partition` / `stop-partition`: `{"shape": .., "grudge": "n1<-{n2} .."}`
-//! - `start-kill` / `stop-kill`: `{"node": "n3"}`
+//! - `start-kill` / `stop-kill`: `{"node": "n3"}`, or `{"nodes": [..], "shape": "majority"}`
 //! - `start-pause` / `stop-pause`: `{"node": "n2", "leader": true}`
+//! - `start-restart`: `{"nodes": [..], "rolling": bool}` (over when it is recorded)
+//! - `start-netem` / `stop-netem`: `{"node": .., "netem": "delay 120ms±30ms .."}`
+//! - `start-clock` / `stop-clock`: `{"nodes": [..], "skew": "bump +300ms"}`
+//! - `start-disk` / `stop-disk`: `{"nodes": [..], "fault": "lose-unsynced" | "corrupt-tail"}`
 //! - `fault-failed`: a start or stop that did not complete; value `{"fault": f}`, and the
 //!   error in `error`. The nemesis then heals, so a half-applied fault does not linger.
 //! - `fault-skipped`: the cluster cannot do this kind at all (e.g. no netem in the kernel);
@@ -25,9 +31,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use faultline_checker::{Event, EventType, Process, Value};
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::nemesis::{ActiveFault, FaultKind, HealReport, Nemesis};
@@ -72,11 +78,20 @@ pub struct Schedule<C: Cluster + ?Sized> {
     current_tx: watch::Sender<String>,
 }
 
+/// How a start went.
+enum Started {
+    Yes(ActiveFault),
+    /// The cluster cannot do this kind; it was dropped from the schedule.
+    No,
+    /// It failed and the nemesis healed everything, ending every other fault too.
+    FailedAndHealed,
+}
+
 fn nemesis_event(f: &str, value: Value) -> Event {
     Event::new(Process::Nemesis, EventType::Info, f, value)
 }
 
-impl<C: Cluster + ?Sized> Schedule<C> {
+impl<C: Cluster + ?Sized + 'static> Schedule<C> {
     pub fn new(nemesis: Nemesis<C>, config: ScheduleConfig, log: Arc<dyn EventLog>) -> Self {
         let (current_tx, _) = watch::channel("none".to_string());
         Schedule {
@@ -94,39 +109,81 @@ impl<C: Cluster + ?Sized> Schedule<C> {
         self.current_tx.subscribe()
     }
 
-    /// Runs until `stop` becomes true (or its sender is dropped), then stops the fault in
+    /// Runs until `stop` becomes true (or its sender is dropped), then stops the faults in
     /// effect and heals everything. Returns what happened.
+    ///
+    /// Each enabled kind is its own stream: it starts a fault, keeps it for about an
+    /// interval, stops it, rests about an interval, and so on. The streams begin staggered
+    /// and every wait is drawn between half and one and a half intervals from the seeded
+    /// RNG, so with several kinds, faults overlap in varying combinations (a partition
+    /// while a clock is skewed, a kill during a pause), as Jepsen's combined nemeses do.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> ScheduleReport {
         let mut report = ScheduleReport::default();
-        let mut active: Option<ActiveFault> = None;
+        let mut active: BTreeMap<FaultKind, ActiveFault> = BTreeMap::new();
         let interval = self.config.interval.max(Duration::from_millis(1));
+        let began = Instant::now();
+        let n = self.config.kinds.len().max(1) as u32;
+        // The first start of each stream comes after one quiet interval, spread evenly.
+        let mut due: BTreeMap<FaultKind, Instant> = self
+            .config
+            .kinds
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| (k, began + interval + interval * i as u32 / n))
+            .collect();
         loop {
+            due.retain(|k, _| self.config.kinds.contains(k) || active.contains_key(k));
+            let next = due.iter().min_by_key(|(_, t)| **t).map(|(k, t)| (*k, *t));
+            let Some((kind, at)) = next else {
+                let _ = stop.wait_for(|s| *s).await;
+                break;
+            };
             tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep_until(at) => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
-            match active.take() {
-                Some(fault) => self.stop_fault(&fault, &mut report).await,
-                None => {
-                    let Some(&kind) = self.config.kinds.choose(&mut self.rng) else {
-                        continue;
-                    };
-                    active = self.start_fault(kind, &mut report).await;
+            match active.remove(&kind) {
+                Some(fault) => {
+                    if !self.stop_fault(&fault, &mut report).await {
+                        // The failure path healed everything: nothing else is in effect.
+                        active.clear();
+                    }
                 }
+                None => match self.start_fault(kind, &mut report).await {
+                    Started::Yes(fault) if fault.is_instant() => {}
+                    Started::Yes(fault) => {
+                        active.insert(kind, fault);
+                    }
+                    Started::No => {}
+                    Started::FailedAndHealed => active.clear(),
+                },
             }
+            self.show(&active);
+            let jitter = self.rng.random_range(0.5..1.5);
+            due.insert(kind, Instant::now() + interval.mul_f64(jitter));
         }
-        if let Some(fault) = active.take() {
+        for fault in std::mem::take(&mut active).into_values() {
             self.stop_fault(&fault, &mut report).await;
         }
         report.heal = self.heal().await;
         report
     }
 
-    async fn start_fault(
-        &mut self,
-        kind: FaultKind,
-        report: &mut ScheduleReport,
-    ) -> Option<ActiveFault> {
+    /// Publishes the faults in effect to the progress display.
+    fn show(&self, active: &BTreeMap<FaultKind, ActiveFault>) {
+        let now = if active.is_empty() {
+            "none".to_string()
+        } else {
+            active
+                .values()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        self.current_tx.send_replace(now);
+    }
+
+    async fn start_fault(&mut self, kind: FaultKind, report: &mut ScheduleReport) -> Started {
         match self.nemesis.start(kind).await {
             Ok(fault) => {
                 tracing::info!(%fault, "nemesis start");
@@ -134,30 +191,33 @@ impl<C: Cluster + ?Sized> Schedule<C> {
                 self.log
                     .record(nemesis_event(&format!("start-{kind}"), fault.describe()))
                     .await;
-                self.current_tx.send_replace(fault.to_string());
-                Some(fault)
+                Started::Yes(fault)
             }
             Err(e @ ClusterError::Unsupported { .. }) => {
                 self.skip(kind, &e.to_string(), report).await;
-                None
+                Started::No
             }
             Err(e) => {
                 self.failed(&format!("start-{kind}"), &e.to_string(), report)
                     .await;
-                None
+                Started::FailedAndHealed
             }
         }
     }
 
-    async fn stop_fault(&mut self, fault: &ActiveFault, report: &mut ScheduleReport) {
+    /// Stops `fault`; false when that failed (and everything was healed instead).
+    async fn stop_fault(&mut self, fault: &ActiveFault, report: &mut ScheduleReport) -> bool {
         let f = format!("stop-{}", fault.kind());
         match self.nemesis.stop(fault).await {
             Ok(()) => {
                 tracing::info!(%fault, "nemesis stop");
                 self.log.record(nemesis_event(&f, fault.describe())).await;
-                self.current_tx.send_replace("none".to_string());
+                true
             }
-            Err(e) => self.failed(&f, &e.to_string(), report).await,
+            Err(e) => {
+                self.failed(&f, &e.to_string(), report).await;
+                false
+            }
         }
     }
 
@@ -345,9 +405,17 @@ mod tests {
             self.note(format!("start {node}"));
             Ok(())
         }
-        async fn clock(&self, node: NodeId, _o: i64, _r: f64) -> Result<(), ClusterError> {
-            self.note(format!("clock {node}"));
+        async fn clock(&self, node: NodeId, offset: i64, rate: f64) -> Result<(), ClusterError> {
+            self.note(format!("clock {node} {offset} {rate}"));
             Ok(())
+        }
+        async fn terminate(&self, node: NodeId) -> Result<(), ClusterError> {
+            self.note(format!("terminate {node}"));
+            Ok(())
+        }
+        async fn corrupt_log_tail(&self, node: NodeId) -> Result<String, ClusterError> {
+            self.note(format!("corrupt {node}"));
+            Ok("wal-1.log offset 9".into())
         }
         async fn logs(&self, node: NodeId, _dir: &Path) -> Result<(), ClusterError> {
             self.note(format!("logs {node}"));
@@ -425,30 +493,41 @@ mod tests {
             None,
         )
         .await;
-        // t=10 start, 20 stop, 30 start, 40 stop, then the final heal at 45.
-        assert_eq!(calls.len(), 5, "{calls:?}");
-        assert!(calls[0].starts_with("partition ") && calls[2].starts_with("partition "));
-        assert_eq!(calls[1], "heal");
-        assert_eq!(calls[3], "heal");
-        assert_eq!(calls[4], "heal");
-        let times: Vec<u64> = cluster
+        // First start after the quiet interval (t=10); then stop, start, ... each wait
+        // drawn between 5 and 15 s; the final heal at 45.
+        assert!(calls.len() >= 4, "{calls:?}");
+        let (last, faults) = calls.split_last().unwrap();
+        assert_eq!(last, "heal");
+        for (i, c) in faults.iter().enumerate() {
+            if i % 2 == 0 {
+                assert!(c.starts_with("partition "), "{calls:?}");
+            } else {
+                assert_eq!(c, "heal", "{calls:?}");
+            }
+        }
+        let times: Vec<f64> = cluster
             .calls
             .lock()
             .unwrap()
             .iter()
-            .map(|(t, _)| t.as_secs())
+            .map(|(t, _)| t.as_secs_f64())
             .collect();
-        assert_eq!(times, vec![10, 20, 30, 40, 45]);
-        assert_eq!(
-            log.fs(),
-            [
-                "start-partition",
-                "stop-partition",
-                "start-partition",
-                "stop-partition",
-                "heal"
-            ]
-        );
+        assert_eq!(times[0], 10.0);
+        assert_eq!(*times.last().unwrap(), 45.0);
+        for w in times[..times.len() - 1].windows(2) {
+            let gap = w[1] - w[0];
+            assert!((5.0..=15.0).contains(&gap), "gap {gap} in {times:?}");
+        }
+        let fs = log.fs();
+        assert_eq!(fs.last().map(String::as_str), Some("heal"));
+        for (i, f) in fs[..fs.len() - 1].iter().enumerate() {
+            let want = if i % 2 == 0 {
+                "start-partition"
+            } else {
+                "stop-partition"
+            };
+            assert_eq!(f, want, "{fs:?}");
+        }
         // The event describes the grudge actually applied.
         let events = log.0.lock().unwrap();
         let Value::Map(m) = &events[0].1.value else {
@@ -461,7 +540,10 @@ mod tests {
         assert!(events
             .iter()
             .all(|(_, e)| e.process == Process::Nemesis && e.kind == EventType::Info));
-        assert_eq!(report.started["partition"], 2);
+        assert_eq!(
+            report.started["partition"] as usize,
+            faults.len().div_ceil(2)
+        );
         assert_eq!(report.failures, 0);
     }
 
@@ -662,5 +744,106 @@ mod tests {
         .await;
         assert_eq!(calls, ["heal"]);
         assert_eq!(log.fs(), ["heal"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn several_kinds_run_as_overlapping_streams_and_all_heal() {
+        let cluster = FakeCluster::new(5, false);
+        let kinds = vec![FaultKind::Partition, FaultKind::Clock, FaultKind::Disk];
+        let (calls, log, report) =
+            run(cluster.clone(), kinds, 3, Duration::from_secs(120), None).await;
+        for k in ["partition", "clock", "disk"] {
+            assert!(
+                report.started.get(k).copied().unwrap_or(0) >= 2,
+                "{k}: {report:?}"
+            );
+        }
+        // Faults overlap: at some point two kinds are in effect together.
+        let mut open = BTreeSet::new();
+        let mut overlapped = false;
+        for f in log.fs() {
+            if let Some(kind) = f.strip_prefix("start-") {
+                open.insert(kind.to_string());
+            } else if let Some(kind) = f.strip_prefix("stop-") {
+                open.remove(kind);
+            }
+            overlapped |= open.len() >= 2;
+        }
+        assert!(overlapped, "{:?}", log.fs());
+        // Every kill (disk faults crash nodes) is followed by a start of the same node,
+        // and the last clock call of every skewed node resets it.
+        for node in 1..=5 {
+            let n = format!("n{node}");
+            let kills = calls.iter().filter(|c| **c == format!("kill {n}")).count();
+            let starts = calls.iter().filter(|c| **c == format!("start {n}")).count();
+            assert!(
+                starts >= kills,
+                "{n}: {kills} kills, {starts} starts in {calls:?}"
+            );
+            if let Some(last) = calls
+                .iter()
+                .rev()
+                .find(|c| c.starts_with(&format!("clock {n} ")))
+            {
+                assert_eq!(last, &format!("clock {n} 0 1"), "{calls:?}");
+            }
+        }
+        assert_eq!(log.fs().last().map(String::as_str), Some("heal"));
+        assert_eq!(report.failures, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn corrupt_tail_happens_only_to_a_killed_node() {
+        let cluster = FakeCluster::new(3, false);
+        let (calls, _, _) = run(
+            cluster,
+            vec![FaultKind::Disk],
+            11,
+            Duration::from_secs(200),
+            None,
+        )
+        .await;
+        let mut down = BTreeSet::new();
+        let mut corrupted = 0;
+        for c in &calls {
+            let mut words = c.split(' ');
+            match (words.next(), words.next()) {
+                (Some("kill"), Some(n)) => {
+                    down.insert(n.to_string());
+                }
+                (Some("start"), Some(n)) => {
+                    down.remove(n);
+                }
+                (Some("corrupt"), Some(n)) => {
+                    assert!(down.contains(n), "corrupted running {n}: {calls:?}");
+                    corrupted += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(corrupted > 0, "{calls:?}");
+        assert!(down.is_empty(), "left down: {down:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restarts_are_graceful_and_leave_nothing_to_undo() {
+        let cluster = FakeCluster::new(3, false);
+        let (calls, log, report) = run(
+            cluster,
+            vec![FaultKind::Restart],
+            5,
+            Duration::from_secs(120),
+            None,
+        )
+        .await;
+        assert!(report.started["restart"] >= 2, "{report:?}");
+        // Each terminate is followed at once by a start of the same node.
+        for (i, c) in calls.iter().enumerate() {
+            if let Some(n) = c.strip_prefix("terminate ") {
+                assert_eq!(calls[i + 1], format!("start {n}"), "{calls:?}");
+            }
+        }
+        assert!(!calls.iter().any(|c| c.starts_with("kill")));
+        assert!(log.fs().iter().all(|f| f != "stop-restart"));
     }
 }

@@ -61,6 +61,12 @@ struct Cli {
     /// Snapshot and compact the log after this many applied entries.
     #[arg(long, default_value_t = 10_000)]
     snapshot_every: u64,
+    /// Disk fault mode (LazyFS-style file layer): keep written-but-unsynced WAL data in
+    /// process memory until fsync, so a crash (`kill -9`) loses it as a power cut would.
+    /// Harmless for a correct node, which fsyncs before acknowledging; with
+    /// `--bug no-fsync` it turns the missing fsync into lost acknowledged writes.
+    #[arg(long)]
+    lose_unsynced: bool,
 }
 
 fn parse_peers(id: NodeId, specs: &[String]) -> anyhow::Result<BTreeMap<NodeId, String>> {
@@ -158,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
         tick_ms: cli.tick_ms.max(1),
         snapshot_every_entries: cli.snapshot_every.max(1),
         segment_max_bytes: 64 * 1024 * 1024,
+        lose_unsynced: cli.lose_unsynced,
     };
     let node = Node::open(node_cfg, transport).context("opening node")?;
     let (tx, rx) = std::sync::mpsc::sync_channel(INPUT_QUEUE_CAPACITY);

@@ -121,6 +121,10 @@ pub struct NodeConfig {
     /// Take a snapshot (and compact the log) after this many applied entries.
     pub snapshot_every_entries: u64,
     pub segment_max_bytes: u64,
+    /// File-layer fault mode (`--lose-unsynced`, LazyFS-style): data written but not yet
+    /// fsynced lives only in process memory, so `kill -9` loses it as a power cut would.
+    /// A correct node fsyncs before it acknowledges, so this changes nothing for it.
+    pub lose_unsynced: bool,
 }
 
 /// Fatal node errors: the process must stop rather than continue with unknown state.
@@ -216,7 +220,7 @@ impl<O: Outbox> Node<O> {
             &cfg.data_dir,
             WalOptions {
                 fsync,
-                lazy_write: !fsync,
+                lazy_write: cfg.lose_unsynced,
                 segment_max_bytes: cfg.segment_max_bytes,
             },
         )?;

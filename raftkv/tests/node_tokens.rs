@@ -43,6 +43,7 @@ impl Sim {
                     tick_ms: 10,
                     snapshot_every_entries: 1_000_000,
                     segment_max_bytes: 1 << 20,
+                    lose_unsynced: false,
                 };
                 Some(Node::open(cfg, net.clone()).unwrap())
             })

@@ -353,6 +353,11 @@ async fn status(State(st): State<AppState>) -> Response {
             let mut v = serde_json::to_value(&s).unwrap_or_default();
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("leader_addr".into(), serde_json::json!(leader_addr));
+                // The node's own wall clock, so a harness can see a clock fault take hold.
+                let wall_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                obj.insert("wall_clock_ms".into(), serde_json::json!(wall_ms));
             }
             Json(v).into_response()
         }

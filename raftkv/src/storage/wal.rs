@@ -20,11 +20,13 @@ pub struct WalOptions {
     /// `false` only for `--bug no-fsync`: writes reach the page cache but are never forced
     /// to disk, so a power loss (or a simulated one) loses acknowledged data.
     pub fsync: bool,
-    /// `true` only for `--bug no-fsync`: `sync` leaves records in process memory and
-    /// writes them (still without fsync) only every `LAZY_WRITE_INTERVAL` or once
-    /// `LAZY_WRITE_BYTES` are queued. Skipping fsync alone loses data only when the
-    /// machine loses power, which a test harness cannot do to a container; buffering the
-    /// unsynced writes in the process makes the same defect visible to `kill -9`.
+    /// The `--lose-unsynced` file layer: with `fsync` off, `sync` leaves records in
+    /// process memory and writes them (still without fsync) only every
+    /// `LAZY_WRITE_INTERVAL` or once `LAZY_WRITE_BYTES` are queued, as a kernel's
+    /// writeback would. Skipping fsync alone loses data only when the machine loses
+    /// power, which a test harness cannot do to a container; keeping the unsynced writes
+    /// in the process makes the same loss happen on `kill -9`. With `fsync` on, records
+    /// are written and fsynced together, so nothing is ever unsynced and this is a no-op.
     pub lazy_write: bool,
     pub segment_max_bytes: u64,
 }
@@ -253,6 +255,7 @@ impl Wal {
     /// depends on queued state may leave the node before this returns.
     pub fn sync(&mut self) -> Result<(), StorageError> {
         if self.opts.lazy_write
+            && !self.opts.fsync
             && self.pending.len() < LAZY_WRITE_BYTES
             && self.last_write.elapsed() < LAZY_WRITE_INTERVAL
         {
