@@ -1,0 +1,641 @@
+//! `LocalCluster`: N nodes of a program (raftkv by default) as child processes of the
+//! harness on loopback, and the `Cluster` trait on top of them. No Docker, no root.
+//!
+//! Node `nK` listens for clients on `127.0.0.(10+K):<free port>` and keeps its data in
+//! `<root>/nK/data`, its output in `<root>/nK/server.log` (`<root>` is the run's `nodes/`
+//! folder, so logs need no copying). Clients connect to nodes directly. Peer traffic goes
+//! through one [`LinkProxy`] per directed pair: node A is started with, as B's address, the
+//! proxy of the link A -> B, so partitions and packet faults are the proxies' state (see
+//! `proxy.rs` for how a cut matches iptables `DROP`). Like the Docker backend's firewall,
+//! the proxies belong to the "network", not to the processes: a killed or paused node keeps
+//! its partition, and a restarted one finds it still in place.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use faultline_nemeses::clock::faketime_spec;
+use faultline_nemeses::{Cluster, ClusterError, Grudge, NetemSpec, Node, NodeId};
+
+use super::faketime;
+use super::process::{Launch, NodeProcess, ProcessError};
+use super::proxy::{DirectionFault, LinkFault, LinkProxy};
+
+/// Most nodes one cluster may have: the last octet `10 + K` must stay a valid address.
+pub const MAX_NODES: u32 = 200;
+/// How long `terminate` waits after SIGTERM before SIGKILL (as the Docker backend's
+/// `docker stop`).
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Node `nK` gets the address `127.0.0.(IP_BASE + K)`.
+const IP_BASE: u32 = 10;
+
+/// The program each node runs. `args` may contain placeholders filled per node: `{id}`
+/// (1-based), `{name}`, `{ip}`, `{port}`, `{listen}` (`ip:port`), `{peers}`
+/// (`1=addr,2=addr,...`, this node's own address and the proxies for the others),
+/// `{data_dir}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalProgram {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl LocalProgram {
+    /// The bundled raftkv server, optionally with planted bugs (`stale-read,...`).
+    pub fn raftkv(binary: &Path, bugs: &[String]) -> LocalProgram {
+        let mut args: Vec<String> = [
+            "--id",
+            "{id}",
+            "--peers",
+            "{peers}",
+            "--data-dir",
+            "{data_dir}",
+            "--listen",
+            "{listen}",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        if !bugs.is_empty() {
+            args.extend(["--bug".to_string(), bugs.join(",")]);
+        }
+        LocalProgram {
+            program: binary.to_path_buf(),
+            args,
+        }
+    }
+
+    fn render(
+        &self,
+        id: NodeId,
+        name: &str,
+        addr: SocketAddr,
+        data_dir: &Path,
+        peers: &str,
+    ) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| {
+                a.replace("{id}", &id.0.to_string())
+                    .replace("{name}", name)
+                    .replace("{ip}", &addr.ip().to_string())
+                    .replace("{port}", &addr.port().to_string())
+                    .replace("{listen}", &addr.to_string())
+                    .replace("{peers}", peers)
+                    .replace("{data_dir}", &data_dir.display().to_string())
+            })
+            .collect()
+    }
+}
+
+/// Everything that describes a local cluster.
+#[derive(Clone, Debug)]
+pub struct LocalClusterConfig {
+    pub nodes: u32,
+    pub program: LocalProgram,
+    /// Per-node folders go here (`<root>/n1/data`, `<root>/n1/server.log`).
+    pub root: PathBuf,
+    /// Preload libfaketime so `clock` works (when it is installed).
+    pub clock_faults: bool,
+}
+
+/// Why a local cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("bad local cluster configuration: {0}")]
+    InvalidConfig(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("{node} did not accept connections on {addr} within {timeout_ms} ms (see {log})")]
+    NotListening {
+        node: String,
+        addr: SocketAddr,
+        timeout_ms: u64,
+        log: String,
+    },
+}
+
+/// One node's local identity and process.
+pub struct Member {
+    pub id: NodeId,
+    pub name: String,
+    /// Where the node listens for clients (and for peers, behind the proxies).
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    faketime_file: PathBuf,
+    /// The (offset_ms, rate) last set by `clock`, rewritten for a restarted process.
+    clock: Mutex<(i64, f64)>,
+    process: tokio::sync::Mutex<NodeProcess>,
+}
+
+/// The faults the proxies currently apply.
+#[derive(Clone, Debug, Default)]
+struct NetworkFaults {
+    grudge: Grudge,
+    netem: BTreeMap<NodeId, NetemSpec>,
+}
+
+pub struct LocalCluster {
+    members: Vec<Member>,
+    nodes: Vec<Node>,
+    /// (from, to) -> the proxy `from` uses to reach `to`.
+    links: BTreeMap<(NodeId, NodeId), LinkProxy>,
+    faults: Mutex<NetworkFaults>,
+    /// Why `clock` cannot work, when it cannot.
+    clock_unsupported: Option<String>,
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
+    let context = context.into();
+    move |source| LocalError::Io { context, source }
+}
+
+/// A port nothing listens on right now at `ip` (the kernel's pick; a node binds it next).
+fn free_port(ip: Ipv4Addr) -> Result<u16, LocalError> {
+    let l =
+        StdTcpListener::bind((ip, 0)).map_err(io_err(format!("finding a free port on {ip}")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(io_err("reading a bound port"))
+}
+
+impl LocalCluster {
+    /// Starts every node's proxies and process. Returns once every process is spawned; see
+    /// [`LocalCluster::wait_listening`]. On failure, whatever started is stopped (drop).
+    pub async fn create(config: &LocalClusterConfig) -> Result<LocalCluster, LocalError> {
+        if config.nodes == 0 || config.nodes > MAX_NODES {
+            return Err(LocalError::InvalidConfig(format!(
+                "nodes must be 1..={MAX_NODES}, got {}",
+                config.nodes
+            )));
+        }
+        if !config.program.program.is_file() {
+            return Err(LocalError::InvalidConfig(format!(
+                "no program at {}",
+                config.program.program.display()
+            )));
+        }
+        let faketime_lib = if config.clock_faults {
+            faketime::find_libfaketime()
+        } else {
+            Err("the cluster was started without clock faults".into())
+        };
+        let mut planned = Vec::new();
+        for i in 1..=config.nodes {
+            let name = format!("n{i}");
+            let ip = Ipv4Addr::new(
+                127,
+                0,
+                0,
+                u8::try_from(IP_BASE + i).expect("i <= MAX_NODES"),
+            );
+            let addr = SocketAddr::from((ip, free_port(ip)?));
+            let dir = config.root.join(&name);
+            let data_dir = dir.join("data");
+            std::fs::create_dir_all(&data_dir)
+                .map_err(io_err(format!("creating {}", data_dir.display())))?;
+            let faketime_file = dir.join("faketime.rc");
+            faketime::write_spec(&faketime_file, &faketime_spec(0, 1.0, 0))
+                .map_err(io_err(format!("writing {}", faketime_file.display())))?;
+            planned.push((NodeId(i), name, addr, dir, data_dir, faketime_file));
+        }
+        // The proxy for A -> B listens on B's address (another port), so logs read sensibly.
+        let mut links = BTreeMap::new();
+        for (from, ..) in &planned {
+            for (to, _, to_addr, ..) in &planned {
+                if from == to {
+                    continue;
+                }
+                let bind = SocketAddr::from((to_addr.ip(), 0));
+                let proxy = LinkProxy::start(bind, *to_addr)
+                    .await
+                    .map_err(io_err(format!("starting the proxy {from} -> {to}")))?;
+                links.insert((*from, *to), proxy);
+            }
+        }
+        let mut members = Vec::new();
+        for (id, name, addr, dir, data_dir, faketime_file) in planned {
+            let peers = links_peers(id, addr, &links);
+            let log = dir.join("server.log");
+            let mut env = vec![("RUST_LOG".to_string(), "info".to_string())];
+            if let Ok(lib) = &faketime_lib {
+                env.extend(faketime::env(lib, &faketime_file));
+            }
+            let launch = Launch {
+                program: config.program.program.clone(),
+                args: config.program.render(id, &name, addr, &data_dir, &peers),
+                env,
+                log: log.clone(),
+                cwd: dir.clone(),
+            };
+            let process = NodeProcess::spawn(launch)?;
+            members.push(Member {
+                id,
+                name,
+                addr,
+                dir,
+                data_dir,
+                log,
+                faketime_file,
+                clock: Mutex::new((0, 1.0)),
+                process: tokio::sync::Mutex::new(process),
+            });
+        }
+        let nodes = members
+            .iter()
+            .map(|m| Node {
+                id: m.id,
+                name: m.name.clone(),
+                client_addr: m.addr.to_string(),
+            })
+            .collect();
+        Ok(LocalCluster {
+            members,
+            nodes,
+            links,
+            faults: Mutex::new(NetworkFaults::default()),
+            clock_unsupported: faketime_lib.err(),
+        })
+    }
+
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn member(&self, id: NodeId) -> Result<&Member, ClusterError> {
+        self.members
+            .iter()
+            .find(|m| m.id == id)
+            .ok_or(ClusterError::UnknownNode(id))
+    }
+
+    /// The address `from` reaches `to` at (the proxy of that link).
+    pub fn proxy_addr(&self, from: NodeId, to: NodeId) -> Option<SocketAddr> {
+        self.links.get(&(from, to)).map(LinkProxy::listen_addr)
+    }
+
+    /// The faults on the link `from` -> `to`.
+    pub fn link_fault(&self, from: NodeId, to: NodeId) -> Option<LinkFault> {
+        self.links.get(&(from, to)).map(LinkProxy::fault)
+    }
+
+    /// The grudge currently applied (empty after `heal`).
+    pub fn current_grudge(&self) -> Grudge {
+        self.faults
+            .lock()
+            .map(|f| f.grudge.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether clock faults work on this cluster, and if not, why.
+    pub fn clock_support(&self) -> Result<(), String> {
+        match &self.clock_unsupported {
+            None => Ok(()),
+            Some(why) => Err(why.clone()),
+        }
+    }
+
+    /// The node's pid while it runs.
+    pub async fn pid(&self, id: NodeId) -> Result<Option<i32>, ClusterError> {
+        let m = self.member(id)?;
+        let mut p = m.process.lock().await;
+        Ok(if p.is_running() { p.pid() } else { None })
+    }
+
+    /// Waits until every node accepts TCP connections on its client port. Fails early,
+    /// naming the log, when a node exits instead.
+    pub async fn wait_listening(&self, timeout_ms: u64) -> Result<(), LocalError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+        for m in &self.members {
+            loop {
+                let attempt = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    tokio::net::TcpStream::connect(m.addr),
+                )
+                .await;
+                if matches!(attempt, Ok(Ok(_))) {
+                    break;
+                }
+                let exited = !m.process.lock().await.is_running();
+                if exited || tokio::time::Instant::now() >= deadline {
+                    return Err(LocalError::NotListening {
+                        node: m.name.clone(),
+                        addr: m.addr,
+                        timeout_ms,
+                        log: m.log.display().to_string(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills every node (SIGKILL to each process group) and stops the proxies' faults.
+    /// Idempotent; also what dropping the cluster does, minus the waiting.
+    pub async fn teardown(&self) -> Result<(), LocalError> {
+        let mut first_err = None;
+        for m in &self.members {
+            if let Err(e) = m.process.lock().await.kill().await {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            None => Ok(()),
+            Some(e) => Err(e.into()),
+        }
+    }
+
+    /// Pushes the current faults into every proxy.
+    fn apply(&self, faults: &NetworkFaults) {
+        for ((from, to), proxy) in &self.links {
+            proxy.set_fault(LinkFault {
+                forward: DirectionFault {
+                    cut: faults.grudge.blocks(*from, *to),
+                    netem: faults.netem.get(from).copied(),
+                },
+                backward: DirectionFault {
+                    cut: faults.grudge.blocks(*to, *from),
+                    netem: faults.netem.get(to).copied(),
+                },
+            });
+        }
+    }
+
+    fn update_faults(&self, f: impl FnOnce(&mut NetworkFaults)) {
+        // A poisoned lock only means a panic elsewhere mid-update; the data is still whole.
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut faults);
+        self.apply(&faults);
+    }
+}
+
+/// Flips byte `size - 1 - pick % 16` of the newest WAL segment in `wal_dir` (names sort
+/// by sequence number) and says what changed.
+fn corrupt_wal_tail(
+    wal_dir: &Path,
+    pick: u8,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(wal_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("wal-") && n.ends_with(".log"))
+        })
+        .collect();
+    segments.sort();
+    let newest = segments
+        .pop()
+        .ok_or_else(|| format!("no WAL segment in {}", wal_dir.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&newest)?;
+    let size = file.metadata()?.len();
+    if size <= 16 {
+        return Err(format!("{} has {size} bytes", newest.display()).into());
+    }
+    let offset = size - 1 - u64::from(pick % 16);
+    let mut byte = [0u8; 1];
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(&mut byte)?;
+    let flipped = byte[0] ^ 0xff;
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(&[flipped])?;
+    file.sync_all()?;
+    let name = newest.file_name().map(|n| n.to_string_lossy().into_owned());
+    Ok(format!(
+        "{} offset {offset} of {size}: {} -> {flipped}",
+        name.unwrap_or_default(),
+        byte[0]
+    ))
+}
+
+/// `--peers` for node `id`: itself at its own address, every other node at its proxy.
+fn links_peers(
+    id: NodeId,
+    own: SocketAddr,
+    links: &BTreeMap<(NodeId, NodeId), LinkProxy>,
+) -> String {
+    let mut peers = vec![format!("{}={own}", id.0)];
+    for ((from, to), proxy) in links {
+        if *from == id {
+            peers.push(format!("{}={}", to.0, proxy.listen_addr()));
+        }
+    }
+    peers.join(",")
+}
+
+fn process_err<'a>(
+    op: &'static str,
+    m: &'a Member,
+) -> impl FnOnce(ProcessError) -> ClusterError + 'a {
+    move |e| ClusterError::Backend {
+        op,
+        target: m.name.clone(),
+        source: Box::new(e),
+    }
+}
+
+#[async_trait]
+impl Cluster for LocalCluster {
+    fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    async fn partition(&self, grudge: &Grudge) -> Result<(), ClusterError> {
+        for m in &self.members {
+            for from in grudge.drops_from(m.id) {
+                self.member(from)?;
+            }
+        }
+        self.update_faults(|f| f.grudge = grudge.clone());
+        Ok(())
+    }
+
+    /// Clears the partition and every node's packet fault.
+    async fn heal(&self) -> Result<(), ClusterError> {
+        self.update_faults(|f| *f = NetworkFaults::default());
+        Ok(())
+    }
+
+    /// Delays the node's outgoing peer traffic in the proxies (client traffic does not pass
+    /// through them, unlike netem on a container's interface).
+    async fn netem(&self, node: NodeId, spec: &NetemSpec) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        spec.validate().map_err(|e| ClusterError::Backend {
+            op: "netem",
+            target: m.name.clone(),
+            source: Box::new(e),
+        })?;
+        self.update_faults(|f| {
+            f.netem.insert(node, *spec);
+        });
+        Ok(())
+    }
+
+    async fn clear_netem(&self, node: NodeId) -> Result<(), ClusterError> {
+        self.member(node)?;
+        self.update_faults(|f| {
+            f.netem.remove(&node);
+        });
+        Ok(())
+    }
+
+    async fn pause(&self, node: NodeId) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        m.process
+            .lock()
+            .await
+            .pause()
+            .await
+            .map_err(process_err("pause", m))
+    }
+
+    async fn resume(&self, node: NodeId) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        m.process
+            .lock()
+            .await
+            .resume()
+            .map_err(process_err("resume", m))
+    }
+
+    async fn kill(&self, node: NodeId) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        m.process
+            .lock()
+            .await
+            .kill()
+            .await
+            .map_err(process_err("kill", m))
+    }
+
+    async fn start(&self, node: NodeId) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        let mut process = m.process.lock().await;
+        if process.is_running() {
+            return Ok(());
+        }
+        // A rate skew's spec is relative to the process's start: a new process needs it
+        // rendered afresh before it reads it.
+        let (offset_ms, rate) = *m.clock.lock().unwrap_or_else(|p| p.into_inner());
+        faketime::write_spec(&m.faketime_file, &faketime_spec(offset_ms, rate, 0)).map_err(
+            |e| ClusterError::Backend {
+                op: "start",
+                target: m.name.clone(),
+                source: Box::new(e),
+            },
+        )?;
+        process.start().map_err(process_err("start", m))
+    }
+
+    /// SIGTERM, then SIGKILL after [`STOP_GRACE`] (what `docker stop` does).
+    async fn terminate(&self, node: NodeId) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        m.process
+            .lock()
+            .await
+            .terminate(STOP_GRACE)
+            .await
+            .map_err(process_err("terminate", m))
+    }
+
+    /// Flips one of the last 16 bytes of the newest `wal/wal-*.log` in the node's data
+    /// directory. The node must be down.
+    async fn corrupt_log_tail(&self, node: NodeId) -> Result<String, ClusterError> {
+        let m = self.member(node)?;
+        let process = m.process.lock().await;
+        let err = |source: Box<dyn std::error::Error + Send + Sync>| ClusterError::Backend {
+            op: "corrupt log tail",
+            target: m.name.clone(),
+            source,
+        };
+        if process.pid().is_some() {
+            return Err(err("the server is running; kill it first".into()));
+        }
+        corrupt_wal_tail(&m.data_dir.join("wal"), rand::random::<u8>()).map_err(err)
+    }
+
+    async fn clock(&self, node: NodeId, offset_ms: i64, rate: f64) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        if let Some(reason) = &self.clock_unsupported {
+            return Err(ClusterError::Unsupported {
+                op: "clock",
+                backend: "local",
+                reason: reason.clone(),
+            });
+        }
+        let elapsed_ms = m.process.lock().await.running_ms();
+        let spec = faketime_spec(offset_ms, rate, elapsed_ms);
+        faketime::write_spec(&m.faketime_file, &spec).map_err(|e| ClusterError::Backend {
+            op: "clock",
+            target: m.name.clone(),
+            source: Box::new(e),
+        })?;
+        *m.clock.lock().unwrap_or_else(|p| p.into_inner()) = (offset_ms, rate);
+        Ok(())
+    }
+
+    /// The node's output is written into its folder as it runs; copying is only needed
+    /// when `dir` is elsewhere.
+    async fn logs(&self, node: NodeId, dir: &Path) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        let err = |e: std::io::Error| ClusterError::Backend {
+            op: "logs",
+            target: m.name.clone(),
+            source: Box::new(e),
+        };
+        tokio::fs::create_dir_all(dir).await.map_err(err)?;
+        let same = match (
+            tokio::fs::canonicalize(dir).await,
+            tokio::fs::canonicalize(&m.dir).await,
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if !same {
+            tokio::fs::copy(&m.log, dir.join("server.log"))
+                .await
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wal_tail_corruption_flips_one_late_byte_of_the_newest_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = vec![7u8; 64];
+        let new: Vec<u8> = (0..64).collect();
+        std::fs::write(dir.path().join("wal-0000000000000001.log"), &old).unwrap();
+        std::fs::write(dir.path().join("wal-0000000000000002.log"), &new).unwrap();
+        let said = corrupt_wal_tail(dir.path(), 3).unwrap();
+        assert_eq!(said, "wal-0000000000000002.log offset 60 of 64: 60 -> 195");
+        let after = std::fs::read(dir.path().join("wal-0000000000000002.log")).unwrap();
+        let changed: Vec<usize> = (0..64).filter(|&i| after[i] != new[i]).collect();
+        assert_eq!(changed, [60]);
+        assert_eq!(
+            std::fs::read(dir.path().join("wal-0000000000000001.log")).unwrap(),
+            old
+        );
+        let empty = tempfile::tempdir().unwrap();
+        assert!(corrupt_wal_tail(empty.path(), 0).is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! Starting the cluster for a run on the backend the config names (`--backend`): the local
+//! backend (raftkv processes on loopback, see [`crate::local`]) is started here; Docker is
+//! [`super::docker`]. `auto` uses Docker when the daemon answers and local processes
+//! otherwise; `docker` with no daemon fails with a message that suggests `--backend local`.
+
+use std::sync::Arc;
+
+use faultline_nemeses::Cluster;
+
+use crate::docker::{DockerApi, DockerCluster, DEFAULT_CALL_TIMEOUT_MS};
+use crate::image::{locate_raftkv_binary, ImageProgress};
+use crate::local::{LocalCluster, LocalClusterConfig, LocalProgram};
+
+use super::config::{Backend, TestConfig};
+use super::progress::LiveProgress;
+use super::results::RunDir;
+
+/// Longest wait for every local node to accept connections (they start in well under a
+/// second; a loaded CI machine gets slack).
+const LISTEN_TIMEOUT_MS: u64 = 30_000;
+/// How long `auto` waits for the Docker daemon before choosing local processes.
+const DOCKER_PROBE_TIMEOUT_MS: u64 = 5_000;
+
+/// A started cluster of either backend: what the run exercises, and how to end it.
+pub enum Started {
+    Docker(Arc<DockerCluster>),
+    Local(Arc<LocalCluster>),
+}
+
+impl Started {
+    pub fn cluster(&self) -> Arc<dyn Cluster> {
+        match self {
+            Started::Docker(c) => c.clone(),
+            Started::Local(c) => c.clone(),
+        }
+    }
+
+    /// Removes the containers, or kills the processes. Idempotent.
+    pub async fn teardown(&self) -> Result<(), String> {
+        match self {
+            Started::Docker(c) => c.teardown().await.map(|_| ()).map_err(|e| e.to_string()),
+            Started::Local(c) => c.teardown().await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Starts the cluster on the configured backend, deciding `auto` first.
+pub async fn start(
+    config: &TestConfig,
+    dir: &RunDir,
+    progress: &LiveProgress,
+) -> anyhow::Result<Started> {
+    let local = match config.backend {
+        Backend::Local => true,
+        Backend::Docker => {
+            if let Err(e) = DockerApi::connect(DEFAULT_CALL_TIMEOUT_MS).await {
+                anyhow::bail!(
+                    "Docker is not reachable ({e}); run without Docker with \
+                     `--backend local` (raftkv as local processes), or `--backend auto` to \
+                     fall back to it"
+                );
+            }
+            false
+        }
+        Backend::Auto => match DockerApi::connect(DOCKER_PROBE_TIMEOUT_MS).await {
+            Ok(_) => false,
+            Err(e) => {
+                let line = format!("Docker is not reachable ({e}); using --backend local");
+                progress.println(&line);
+                dir.log(&line);
+                true
+            }
+        },
+    };
+    if local {
+        dir.log("backend: local processes");
+        Ok(Started::Local(start_local(config, dir, progress).await?))
+    } else {
+        dir.log("backend: docker");
+        Ok(Started::Docker(
+            super::docker::start(config, dir, progress).await?,
+        ))
+    }
+}
+
+/// Starts raftkv as local processes for `config`, each node's data and log under the run's
+/// `nodes/<node>/`, and waits until every node listens.
+pub async fn start_local(
+    config: &TestConfig,
+    dir: &RunDir,
+    progress: &LiveProgress,
+) -> anyhow::Result<Arc<LocalCluster>> {
+    progress.phase("raftkv binary");
+    let report = |p: ImageProgress| match p {
+        ImageProgress::Step(step) => progress.phase(&step),
+        ImageProgress::Line(line) => progress.detail(&line),
+        _ => {}
+    };
+    let binary = locate_raftkv_binary(config.raftkv_binary.as_deref(), &report).await?;
+    dir.log(&format!("raftkv binary {}", binary.display()));
+    let cluster_config = LocalClusterConfig {
+        nodes: config.nodes,
+        program: LocalProgram::raftkv(&binary, &config.bugs),
+        root: dir.nodes(),
+        clock_faults: true,
+    };
+    progress.phase(&format!("starting {} local nodes", config.nodes));
+    let cluster = LocalCluster::create(&cluster_config).await?;
+    for m in cluster.members() {
+        dir.log(&format!(
+            "{} listens on {}; data {}",
+            m.name,
+            m.addr,
+            m.data_dir.display()
+        ));
+    }
+    if let Err(e) = cluster.clock_support() {
+        dir.log(&format!("clock faults unavailable: {e}"));
+    }
+    if let Err(e) = cluster.wait_listening(LISTEN_TIMEOUT_MS).await {
+        let _ = cluster.teardown().await;
+        return Err(e.into());
+    }
+    Ok(Arc::new(cluster))
+}

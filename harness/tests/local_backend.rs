@@ -1,0 +1,627 @@
+//! The local backend against real raftkv processes: each fault has the effect it claims and
+//! heal (or resume, or start) undoes it, then whole `faultline test --backend local` runs:
+//! a correct raftkv is `valid` under partition+kill+pause, `--bug stale-read` under
+//! partitions is `invalid` within a few seeds, and a run without Docker says so.
+//!
+//! Needs the raftkv binary beside the test binary (`cargo build --release -p raftkv`);
+//! each test prints "skipping: ..." without it. Tests run one at a time (the machine's two
+//! cores are shared) and each is bounded in time.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faultline::image::default_raftkv_binary;
+use faultline::local::{LocalCluster, LocalClusterConfig, LocalProgram};
+use faultline_nemeses::{Cluster, ClusterError, Grudge, NodeId};
+
+/// Upper bound of one fault test.
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Upper bound of one `faultline test` child.
+const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+/// A request through a cut link must not be answered within this.
+const CUT_PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn raftkv_or_skip() -> Option<PathBuf> {
+    let binary = default_raftkv_binary();
+    if binary.is_none() {
+        eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
+    }
+    binary
+}
+
+async fn bounded<F: std::future::Future<Output = ()>>(limit: Duration, test: F) {
+    tokio::time::timeout(limit, test)
+        .await
+        .expect("test exceeded its time limit");
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
+
+/// `GET /status` at `addr` (a node, or a proxy standing for one), within `timeout`.
+async fn status(addr: SocketAddr, timeout: Duration) -> Result<serde_json::Value, String> {
+    let resp = http()
+        .get(format!("http://{addr}/status"))
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("status {}", resp.status()));
+    }
+    resp.json().await.map_err(|e| e.to_string())
+}
+
+fn num(v: &serde_json::Value, field: &str) -> u64 {
+    v[field].as_u64().unwrap_or(0)
+}
+
+struct Fixture {
+    cluster: Arc<LocalCluster>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start(raftkv: &Path, bugs: &[String]) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LocalClusterConfig {
+            nodes: 3,
+            program: LocalProgram::raftkv(raftkv, bugs),
+            root: dir.path().join("nodes"),
+            clock_faults: true,
+        };
+        let cluster = LocalCluster::create(&config).await.expect("cluster starts");
+        cluster.wait_listening(20_000).await.expect("nodes listen");
+        Fixture {
+            cluster: Arc::new(cluster),
+            _dir: dir,
+        }
+    }
+
+    fn addr(&self, id: u32) -> SocketAddr {
+        self.cluster.member(NodeId(id)).expect("member").addr
+    }
+
+    /// Waits until some node is leader and a majority agree; returns (leader, term).
+    async fn leader(&self, among: &[u32], within: Duration) -> (u32, u64) {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut leaders = Vec::new();
+            for &id in among {
+                if let Ok(s) = status(self.addr(id), Duration::from_millis(500)).await {
+                    if s["role"] == "leader" {
+                        leaders.push((id, num(&s, "term")));
+                    }
+                }
+            }
+            if let Some(&best) = leaders.iter().max_by_key(|(_, t)| *t) {
+                return best;
+            }
+            assert!(Instant::now() < deadline, "no leader among {among:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Writes `key` through node `via` (followers forward to the leader).
+    async fn put(&self, via: u32, key: &str, value: &str) -> Result<(), String> {
+        let resp = http()
+            .put(format!("http://{}/kv/{key}", self.addr(via)))
+            .json(&serde_json::json!({ "value": value }))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("status {}", resp.status()))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_cuts_peer_links_and_heal_restores_them() {
+    let Some(raftkv) = raftkv_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    bounded(TEST_TIMEOUT, async {
+        let f = Fixture::start(&raftkv, &[]).await;
+        let c = &f.cluster;
+        let (leader, term) = f.leader(&[1, 2, 3], Duration::from_secs(10)).await;
+        let others: Vec<u32> = [1, 2, 3].into_iter().filter(|&n| n != leader).collect();
+        let link = |a: u32, b: u32| c.proxy_addr(NodeId(a), NodeId(b)).expect("link");
+        // Through every proxy a node answers while the network is whole.
+        for (a, b) in [
+            (leader, others[0]),
+            (others[0], leader),
+            (others[0], others[1]),
+        ] {
+            status(link(a, b), Duration::from_secs(2))
+                .await
+                .unwrap_or_else(|e| panic!("link n{a} -> n{b} before the fault: {e}"));
+        }
+
+        let ids: Vec<NodeId> = [1, 2, 3].map(NodeId).to_vec();
+        c.partition(&Grudge::isolate(&ids, NodeId(leader)))
+            .await
+            .unwrap();
+        // The leader's requests to the others and theirs to it get no answer; the majority
+        // side still talks, and clients still reach every node directly.
+        for (a, b) in [(leader, others[0]), (others[1], leader)] {
+            let r = status(link(a, b), CUT_PROBE_TIMEOUT).await;
+            assert!(r.is_err(), "n{a} -> n{b} answered through a cut: {r:?}");
+        }
+        status(link(others[0], others[1]), Duration::from_secs(2))
+            .await
+            .expect("majority side still connected");
+        status(f.addr(leader), Duration::from_secs(2))
+            .await
+            .expect("client traffic bypasses the proxies");
+        // Raft sees it: the majority elects a new leader in a later term.
+        let (new_leader, new_term) = f.leader(&others, Duration::from_secs(15)).await;
+        assert!(new_term > term && new_leader != leader);
+
+        // One way: the old leader drops packets from one node only. That node's requests
+        // to it vanish, and so do its own requests to that node (no answer comes back).
+        let mut one_way = Grudge::new();
+        one_way.drop_one_way(NodeId(others[0]), NodeId(leader));
+        c.partition(&one_way).await.unwrap();
+        assert!(status(link(others[0], leader), CUT_PROBE_TIMEOUT)
+            .await
+            .is_err());
+        assert!(status(link(leader, others[0]), CUT_PROBE_TIMEOUT)
+            .await
+            .is_err());
+        status(link(leader, others[1]), Duration::from_secs(2))
+            .await
+            .expect("links outside the grudge are untouched");
+
+        c.heal().await.unwrap();
+        for a in [1, 2, 3] {
+            for b in [1, 2, 3] {
+                if a != b {
+                    status(link(a, b), Duration::from_secs(2))
+                        .await
+                        .unwrap_or_else(|e| panic!("n{a} -> n{b} after heal: {e}"));
+                }
+            }
+        }
+        // Writes commit through any node again.
+        for via in [1, 2, 3] {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while let Err(e) = f.put(via, "healed", "yes").await {
+                assert!(
+                    Instant::now() < deadline,
+                    "write via n{via} after heal: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        c.teardown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_node_stops_until_resumed() {
+    let Some(raftkv) = raftkv_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    bounded(TEST_TIMEOUT, async {
+        let f = Fixture::start(&raftkv, &[]).await;
+        let c = &f.cluster;
+        let (leader, term) = f.leader(&[1, 2, 3], Duration::from_secs(10)).await;
+        let others: Vec<u32> = [1, 2, 3].into_iter().filter(|&n| n != leader).collect();
+        let pid = c.pid(NodeId(leader)).await.unwrap().expect("running");
+
+        c.pause(NodeId(leader)).await.unwrap();
+        assert!(faultline::local::process::is_stopped(pid));
+        // Nothing runs in it: the kernel accepts the connection, nobody answers.
+        assert!(status(f.addr(leader), CUT_PROBE_TIMEOUT).await.is_err());
+        // The rest move on to a later term without it; its own term is frozen.
+        let (_, new_term) = f.leader(&others, Duration::from_secs(15)).await;
+        assert!(new_term > term);
+        assert!(status(f.addr(leader), CUT_PROBE_TIMEOUT).await.is_err());
+        // Pausing twice is fine, and so is resuming twice.
+        c.pause(NodeId(leader)).await.unwrap();
+
+        c.resume(NodeId(leader)).await.unwrap();
+        c.resume(NodeId(leader)).await.unwrap();
+        assert_eq!(c.pid(NodeId(leader)).await.unwrap(), Some(pid));
+        // It answers again and joins the new term as a follower.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(s) = status(f.addr(leader), Duration::from_secs(1)).await {
+                if num(&s, "term") >= new_term && s["role"] == "follower" {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "resumed node did not rejoin");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        c.teardown().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_restarts_on_its_data() {
+    let Some(raftkv) = raftkv_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    bounded(TEST_TIMEOUT, async {
+        let f = Fixture::start(&raftkv, &[]).await;
+        let c = &f.cluster;
+        f.leader(&[1, 2, 3], Duration::from_secs(10)).await;
+        let victim = NodeId(1);
+        for i in 0..20 {
+            f.put(2, &format!("k{i}"), "v").await.expect("write");
+        }
+        // Wait until the victim has the writes in its log.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let before = loop {
+            let s = status(f.addr(1), Duration::from_secs(1)).await.unwrap();
+            if num(&s, "keys") >= 20 {
+                break num(&s, "last_index");
+            }
+            assert!(Instant::now() < deadline, "n1 did not replicate: {s}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let pid = c.pid(victim).await.unwrap().expect("running");
+
+        c.kill(victim).await.unwrap();
+        assert_eq!(c.pid(victim).await.unwrap(), None);
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "reaped");
+        assert!(tokio::net::TcpStream::connect(f.addr(1)).await.is_err());
+        c.kill(victim).await.unwrap();
+        // Cut it off before it comes back, so whatever it knows is from its own disk.
+        let ids: Vec<NodeId> = [1, 2, 3].map(NodeId).to_vec();
+        c.partition(&Grudge::isolate(&ids, victim)).await.unwrap();
+        c.start(victim).await.unwrap();
+        c.start(victim).await.unwrap();
+        let restarted = c.pid(victim).await.unwrap().expect("running again");
+        assert_ne!(restarted, pid);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let s = loop {
+            match status(f.addr(1), Duration::from_secs(1)).await {
+                Ok(s) => break s,
+                Err(e) => assert!(Instant::now() < deadline, "restarted n1: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(
+            num(&s, "last_index") >= before,
+            "restarted node lost its log: {s} (had {before})"
+        );
+        c.heal().await.unwrap();
+
+        // A graceful stop: SIGTERM, and raftkv shuts down cleanly within the grace period.
+        c.terminate(victim).await.unwrap();
+        assert_eq!(c.pid(victim).await.unwrap(), None);
+        let log = std::fs::read_to_string(&c.member(victim).unwrap().log).unwrap();
+        assert!(log.contains("SIGTERM"), "no graceful shutdown in the log");
+        // Disk faults only touch a node that is down.
+        c.start(victim).await.unwrap();
+        assert!(c.corrupt_log_tail(victim).await.is_err());
+        c.kill(victim).await.unwrap();
+        let changed = c.corrupt_log_tail(victim).await.unwrap();
+        assert!(changed.starts_with("wal-"), "{changed}");
+
+        c.teardown().await.unwrap();
+        assert_eq!(c.pid(victim).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skews_only_the_wall_clock_or_is_unsupported() {
+    let Some(raftkv) = raftkv_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    bounded(TEST_TIMEOUT, async {
+        let f = Fixture::start(&raftkv, &[]).await;
+        let c = &f.cluster;
+        let hour_ms = 3_600_000i64;
+        if let Err(why) = c.clock_support() {
+            match c.clock(NodeId(1), hour_ms, 1.0).await {
+                Err(ClusterError::Unsupported { reason, .. }) => {
+                    assert!(reason.contains("libfaketime"), "{reason}");
+                    eprintln!("skipping the clock check: {why}");
+                }
+                other => panic!("clock without libfaketime: {other:?}"),
+            }
+            return;
+        }
+        f.leader(&[1, 2, 3], Duration::from_secs(10)).await;
+        c.clock(NodeId(1), hour_ms, 1.0).await.unwrap();
+        let skew = |s: &serde_json::Value| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            s["wall_clock_ms"].as_i64().map(|w| w - now)
+        };
+        let s1 = status(f.addr(1), Duration::from_secs(2)).await.unwrap();
+        let s2 = status(f.addr(2), Duration::from_secs(2)).await.unwrap();
+        match (skew(&s1), skew(&s2)) {
+            (Some(d1), Some(d2)) => {
+                assert!((d1 - hour_ms).abs() < 2_000, "n1 skewed by {d1} ms");
+                assert!(d2.abs() < 2_000, "n2 untouched, off by {d2} ms");
+            }
+            _ => {
+                // A raftkv without wall_clock_ms in /status: its log lines carry the
+                // faked time instead (a restart writes one).
+                c.kill(NodeId(1)).await.unwrap();
+                c.start(NodeId(1)).await.unwrap();
+                c.wait_listening(10_000).await.unwrap();
+                let log = std::fs::read_to_string(&c.member(NodeId(1)).unwrap().log).unwrap();
+                let hour_ahead = (std::time::SystemTime::now() + Duration::from_secs(3600))
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let hour = (hour_ahead / 3600) % 24;
+                assert!(
+                    log.lines()
+                        .rev()
+                        .any(|l| l.contains(&format!("T{hour:02}:"))),
+                    "no log line an hour ahead"
+                );
+            }
+        }
+        // The monotonic clock is untouched, so raft keeps working on the skewed node.
+        f.put(1, "skewed", "ok")
+            .await
+            .expect("write via the skewed node");
+        c.clock(NodeId(1), 0, 1.0).await.unwrap();
+        let s1 = status(f.addr(1), Duration::from_secs(2)).await.unwrap();
+        if let Some(d1) = skew(&s1) {
+            assert!(d1.abs() < 2_000, "reset left {d1} ms");
+        }
+        c.teardown().await.unwrap();
+    })
+    .await;
+}
+
+fn faultline_exe() -> &'static str {
+    env!("CARGO_BIN_EXE_faultline")
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    results: Option<serde_json::Value>,
+    run_dir: Option<PathBuf>,
+}
+
+/// Runs `faultline test --backend local` (3 nodes, short) with `extra` flags.
+async fn run_local(raftkv: &Path, results: &Path, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut args: Vec<String> = [
+        "test",
+        "--nodes",
+        "3",
+        "--rate",
+        "60",
+        "--concurrency",
+        "6",
+        "--op-timeout",
+        "1s",
+        "--nemesis-interval",
+        "2s",
+        "--check-timeout",
+        "60s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(["--raftkv".into(), raftkv.display().to_string()]);
+    args.extend(["--results-dir".into(), results.display().to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = tokio::process::Command::new(faultline_exe())
+        .args(&args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start faultline");
+    let out = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
+        .await
+        .expect("faultline test exceeded its time limit")
+        .expect("faultline output");
+    let latest = results.join("latest");
+    let results_json = std::fs::read_to_string(latest.join("results.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        results: results_json,
+        run_dir: std::fs::canonicalize(&latest).ok(),
+    }
+}
+
+impl Run {
+    fn describe(&self) -> String {
+        let tail: Vec<&str> = self.stderr.lines().rev().take(30).collect();
+        format!(
+            "exit {:?}\nstdout: {}\nstderr (tail, newest first):\n{}",
+            self.code,
+            self.stdout,
+            tail.join("\n")
+        )
+    }
+}
+
+/// Raftkv processes whose command line mentions `dir` (a run's folder).
+fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("raftkv") && cmdline.contains(&needle) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faultline_test_local_is_valid_under_partition_kill_pause() {
+    let Some(raftkv) = raftkv_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let results = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let run = run_local(
+        &raftkv,
+        results.path(),
+        &[
+            "--backend",
+            "local",
+            "--nemesis",
+            "partition,kill,pause",
+            "--time-limit",
+            "10s",
+            "--seed",
+            "1",
+        ],
+        &[],
+    )
+    .await;
+    eprintln!("local run took {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let r = run.results.as_ref().expect("results.json");
+    assert_eq!(r["verdict"], "valid", "{}", run.describe());
+    let x = &r["exercised"];
+    assert!(x["counts"]["ok"].as_u64().unwrap_or(0) > 50, "{r}");
+    assert!(
+        x["faults_started"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty()),
+        "no fault was injected: {r}"
+    );
+    let dir = run.run_dir.expect("run folder");
+    for n in ["n1", "n2", "n3"] {
+        let node = dir.join("nodes").join(n);
+        assert!(node.join("server.log").is_file(), "{n} log");
+        assert!(node.join("data").is_dir(), "{n} data");
+    }
+    let log = std::fs::read_to_string(dir.join("faultline.log")).unwrap();
+    assert!(log.contains("backend: local"), "{log}");
+    assert!(
+        processes_under(&dir).is_empty(),
+        "nodes outlived the run: {:?}",
+        processes_under(&dir)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_read_bug_is_found_on_the_local_backend() {
+    let Some(raftkv) = raftkv_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let mut verdicts = Vec::new();
+    for seed in 1..=4u64 {
+        let results = tempfile::tempdir().expect("tempdir");
+        let seed = seed.to_string();
+        let run = run_local(
+            &raftkv,
+            results.path(),
+            &[
+                "--backend",
+                "local",
+                "--bug",
+                "stale-read",
+                "--nemesis",
+                "partition",
+                "--time-limit",
+                "10s",
+                "--seed",
+                &seed,
+            ],
+            &[],
+        )
+        .await;
+        let verdict = run
+            .results
+            .as_ref()
+            .and_then(|r| r["verdict"].as_str().map(String::from))
+            .unwrap_or_default();
+        assert_ne!(
+            run.code,
+            Some(3),
+            "the run itself failed: {}",
+            run.describe()
+        );
+        if verdict == "invalid" {
+            assert_eq!(run.code, Some(1));
+            eprintln!("stale-read found with seed {seed}");
+            return;
+        }
+        verdicts.push(format!("seed {seed}: {verdict}"));
+    }
+    panic!("stale-read not detected: {verdicts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_docker_the_run_says_so_and_auto_falls_back() {
+    let Some(raftkv) = raftkv_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let no_docker = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    let results = tempfile::tempdir().expect("tempdir");
+    let run = run_local(
+        &raftkv,
+        results.path(),
+        &["--backend", "docker", "--time-limit", "2s"],
+        &no_docker,
+    )
+    .await;
+    assert_eq!(run.code, Some(3), "{}", run.describe());
+    assert!(
+        run.stdout.contains("--backend local"),
+        "no hint: {}",
+        run.describe()
+    );
+
+    let results = tempfile::tempdir().expect("tempdir");
+    let run = run_local(
+        &raftkv,
+        results.path(),
+        &[
+            "--backend",
+            "auto",
+            "--nemesis",
+            "kill",
+            "--time-limit",
+            "3s",
+        ],
+        &no_docker,
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert!(
+        run.stderr.contains("using --backend local"),
+        "{}",
+        run.describe()
+    );
+}
