@@ -1,6 +1,7 @@
 //! raftkv: the bundled Raft KV server.
 
 pub mod kv;
+pub mod model;
 pub mod node;
 pub mod raft;
 pub mod server;
