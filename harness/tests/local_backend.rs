@@ -428,11 +428,14 @@ async fn run_local(raftkv: &Path, results: &Path, extra: &[&str], env: &[(&str, 
     .map(|s| s.to_string())
     .collect();
     args.extend(["--raftkv".into(), raftkv.display().to_string()]);
-    args.extend(["--results-dir".into(), results.display().to_string()]);
+    // Relative, as the default `results` is: node paths must not depend on the working
+    // directory the nodes run in.
+    args.extend(["--results-dir".into(), "runs".into()]);
     args.extend(extra.iter().map(|s| s.to_string()));
     let child = tokio::process::Command::new(faultline_exe())
         .args(&args)
         .envs(env.iter().copied())
+        .current_dir(results)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -442,7 +445,7 @@ async fn run_local(raftkv: &Path, results: &Path, extra: &[&str], env: &[(&str, 
         .await
         .expect("faultline test exceeded its time limit")
         .expect("faultline output");
-    let latest = results.join("latest");
+    let latest = results.join("runs").join("latest");
     let results_json = std::fs::read_to_string(latest.join("results.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
@@ -521,7 +524,10 @@ async fn faultline_test_local_is_valid_under_partition_kill_pause() {
     for n in ["n1", "n2", "n3"] {
         let node = dir.join("nodes").join(n);
         assert!(node.join("server.log").is_file(), "{n} log");
-        assert!(node.join("data").is_dir(), "{n} data");
+        assert!(
+            node.join("data").join("wal").is_dir(),
+            "{n} has no WAL in its data dir"
+        );
     }
     let log = std::fs::read_to_string(dir.join("faultline.log")).unwrap();
     assert!(log.contains("backend: local"), "{log}");

@@ -190,6 +190,13 @@ impl LocalCluster {
         } else {
             Err("the cluster was started without clock faults".into())
         };
+        // Absolute, because the paths go to processes whose working directory is their
+        // node folder: a relative `--data-dir` or timestamp file would land (or be looked
+        // for) inside it.
+        std::fs::create_dir_all(&config.root)
+            .map_err(io_err(format!("creating {}", config.root.display())))?;
+        let root = std::fs::canonicalize(&config.root)
+            .map_err(io_err(format!("resolving {}", config.root.display())))?;
         let mut planned = Vec::new();
         for i in 1..=config.nodes {
             let name = format!("n{i}");
@@ -200,7 +207,7 @@ impl LocalCluster {
                 u8::try_from(IP_BASE + i).expect("i <= MAX_NODES"),
             );
             let addr = SocketAddr::from((ip, free_port(ip)?));
-            let dir = config.root.join(&name);
+            let dir = root.join(&name);
             let data_dir = dir.join("data");
             std::fs::create_dir_all(&data_dir)
                 .map_err(io_err(format!("creating {}", data_dir.display())))?;

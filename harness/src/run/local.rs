@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use faultline_nemeses::Cluster;
+use faultline_nemeses::{Cluster, FaultKind};
 
 use crate::docker::{DockerApi, DockerCluster, DEFAULT_CALL_TIMEOUT_MS};
 use crate::image::{locate_raftkv_binary, ImageProgress};
 use crate::local::{LocalCluster, LocalClusterConfig, LocalProgram};
 
-use super::config::{Backend, TestConfig};
+use super::config::{Backend, Target, TestConfig};
 use super::progress::LiveProgress;
 use super::results::RunDir;
 
@@ -90,6 +90,12 @@ pub async fn start_local(
     dir: &RunDir,
     progress: &LiveProgress,
 ) -> anyhow::Result<Arc<LocalCluster>> {
+    if config.target != Target::Raftkv {
+        anyhow::bail!(
+            "the local backend runs raftkv only; {} needs --backend docker or --endpoints",
+            config.target.name()
+        );
+    }
     progress.phase("raftkv binary");
     let report = |p: ImageProgress| match p {
         ImageProgress::Step(step) => progress.phase(&step),
@@ -98,9 +104,15 @@ pub async fn start_local(
     };
     let binary = locate_raftkv_binary(config.raftkv_binary.as_deref(), &report).await?;
     dir.log(&format!("raftkv binary {}", binary.display()));
+    let mut program = LocalProgram::raftkv(&binary, &config.bugs);
+    // As on Docker: with the disk nemesis, raftkv's file layer that loses unsynced writes
+    // on a crash, the fault that kind injects.
+    if config.nemesis.contains(&FaultKind::Disk) {
+        program.args.push("--lose-unsynced".into());
+    }
     let cluster_config = LocalClusterConfig {
         nodes: config.nodes,
-        program: LocalProgram::raftkv(&binary, &config.bugs),
+        program,
         root: dir.nodes(),
         clock_faults: true,
     };
