@@ -97,16 +97,15 @@ impl fmt::Display for ClockSkew {
 /// (real - start) * rate + offset), so a rate set later would also jump the clock by
 /// `elapsed * (rate - 1)`. `process_elapsed_ms` (how long the process has run) lets this
 /// cancel that jump, so the clock bends instead of leaping. Offsets are written in seconds
-/// with millisecond decimals (`+1.500`), which libfaketime reads as fractional seconds.
+/// with millisecond decimals (`+1.500 x1`), which libfaketime reads as fractional seconds.
 pub fn faketime_spec(offset_ms: i64, rate: f64, process_elapsed_ms: u64) -> String {
     let rate = if rate.is_finite() && rate > 0.0 {
         rate
     } else {
         1.0
     };
-    if (rate - 1.0).abs() < f64::EPSILON {
-        return seconds(offset_ms as f64);
-    }
+    // The rate is always written, `x1` included: libfaketime 0.9.10 keeps applying an
+    // earlier rate when a later spec has none.
     let correction_ms = -(process_elapsed_ms as f64) * (rate - 1.0);
     format!("{} x{rate}", seconds(offset_ms as f64 + correction_ms))
 }
@@ -128,16 +127,16 @@ mod tests {
 
     #[test]
     fn specs_are_what_libfaketime_reads() {
-        assert_eq!(faketime_spec(0, 1.0, 12_345), "+0.000");
-        assert_eq!(faketime_spec(1_500, 1.0, 0), "+1.500");
-        assert_eq!(faketime_spec(-90_000, 1.0, 0), "-90.000");
+        assert_eq!(faketime_spec(0, 1.0, 12_345), "+0.000 x1");
+        assert_eq!(faketime_spec(1_500, 1.0, 0), "+1.500 x1");
+        assert_eq!(faketime_spec(-90_000, 1.0, 0), "-90.000 x1");
         // A process 10 s old set to run twice as fast: without the -10 s correction its
         // clock would leap 10 s forward at once.
         assert_eq!(faketime_spec(0, 2.0, 10_000), "-10.000 x2");
         assert_eq!(faketime_spec(0, 0.5, 10_000), "+5.000 x0.5");
         // Nonsense rates are treated as no skew rather than written out.
-        assert_eq!(faketime_spec(0, f64::NAN, 10), "+0.000");
-        assert_eq!(faketime_spec(0, -1.0, 10), "+0.000");
+        assert_eq!(faketime_spec(0, f64::NAN, 10), "+0.000 x1");
+        assert_eq!(faketime_spec(0, -1.0, 10), "+0.000 x1");
     }
 
     #[test]

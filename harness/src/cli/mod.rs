@@ -11,6 +11,7 @@ pub mod exit;
 pub mod progress;
 pub mod report;
 pub mod test;
+pub mod test_all;
 pub mod units;
 
 use std::process::ExitCode;
@@ -31,6 +32,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Run a test: start a cluster, run clients under faults, check the history.
     Test(test::TestCommand),
+    /// Run the detection matrix: correct raftkv under every nemesis, each planted bug
+    /// under its matching nemesis; prints a table of verdicts.
+    TestAll(test_all::TestAllArgs),
     /// Build the node images (cached by a hash of their inputs).
     #[command(subcommand)]
     Image(crate::image_cmd::ImageCommand),
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Test(args) => test::run(args),
+        Command::TestAll(args) => test_all::run(args),
         Command::Image(cmd) => crate::image_cmd::command(cmd),
         Command::Report(args) => report::run(args),
         Command::Serve(args) => crate::serve::run(args),

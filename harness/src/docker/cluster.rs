@@ -21,9 +21,9 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, KillContainerOptions, ListNetworksOptions, LogsOptions,
-    StartContainerOptions,
+    StartContainerOptions, StopContainerOptionsBuilder,
 };
-use faultline_nemeses::{Cluster, ClusterError, Grudge, NetemSpec, Node, NodeId};
+use faultline_nemeses::{faketime_spec, Cluster, ClusterError, Grudge, NetemSpec, Node, NodeId};
 use futures_util::future::try_join_all;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -46,6 +46,11 @@ const LOG_COPY_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
 const NETWORK_CREATE_ATTEMPTS: usize = 16;
 /// Docker's json-file log rotation per server container: bounded disk use for long runs.
 const CONTAINER_LOG_MAX_SIZE: &str = "100m";
+/// The libfaketime timestamp file, on the node's data volume so the harness can rewrite it
+/// (through the holder container) whether or not the server is running.
+const FAKETIME_FILE: &str = "/data/.faultline-faketime";
+/// How long a graceful stop waits after SIGTERM before Docker sends SIGKILL.
+const STOP_GRACE_S: i32 = 5;
 /// What tc prints when the kernel has no `sch_netem` (module missing or not built in).
 const NETEM_MISSING: [&str; 3] = ["Unknown qdisc", "qdisc kind is unknown", "No such file"];
 
@@ -57,6 +62,9 @@ pub struct NodeProgram {
     pub args: Vec<String>,
     /// TCP port clients connect to on each node's IP.
     pub port: u16,
+    /// The program reads the wall clock through glibc, so libfaketime can skew it (clock
+    /// faults). False for Go programs such as etcd, which call the vDSO directly.
+    pub faketime: bool,
 }
 
 impl NodeProgram {
@@ -79,7 +87,11 @@ impl NodeProgram {
         if let Some(bug) = bug {
             args.extend(["--bug".to_string(), bug.to_string()]);
         }
-        Self { args, port }
+        Self {
+            args,
+            port,
+            faketime: true,
+        }
     }
 
     fn render(&self, node: &Member, peers: &str) -> Vec<String> {
@@ -130,8 +142,44 @@ pub struct DockerCluster {
     nodes: Vec<Node>,
     /// The grudge in force, so a caller can ask what is applied.
     grudge: Mutex<Grudge>,
+    /// Whether clock faults can be applied (the program is started under libfaketime).
+    faketime: bool,
     guard: TeardownGuard,
 }
+
+/// The environment that starts a glibc program under libfaketime, wall clock only: faking
+/// the monotonic clock too would move timers and Raft ticks, which an NTP step never does
+/// (and libfaketime 0.9.10 breaks absolute monotonic sleeps when it tries). The timestamp
+/// file is re-read on every call so a new skew takes hold at once.
+fn faketime_env() -> Vec<String> {
+    let triple = match std::env::consts::ARCH {
+        "aarch64" => "aarch64-linux-gnu",
+        _ => "x86_64-linux-gnu",
+    };
+    vec![
+        format!("LD_PRELOAD=/usr/lib/{triple}/faketime/libfaketimeMT.so.1"),
+        format!("FAKETIME_TIMESTAMP_FILE={FAKETIME_FILE}"),
+        "FAKETIME_NO_CACHE=1".into(),
+        "FAKETIME_DONT_FAKE_MONOTONIC=1".into(),
+    ]
+}
+
+/// Milliseconds a process has run, from `/proc/uptime` and `/proc/<pid>/stat` as printed
+/// by [`PROCESS_AGE_SCRIPT`]: uptime seconds, clock ticks per second, then the stat line.
+fn parse_process_age_ms(output: &str) -> Option<u64> {
+    let mut lines = output.lines();
+    let uptime_s: f64 = lines.next()?.split_whitespace().next()?.parse().ok()?;
+    let ticks_per_s: f64 = lines.next()?.trim().parse().ok()?;
+    let stat = lines.next()?;
+    // Fields after the command name (which may hold spaces) start at field 3 (state);
+    // field 22 is the start time in clock ticks since boot.
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let start_ticks: f64 = after_comm.split_whitespace().nth(19)?.parse().ok()?;
+    let age_s = uptime_s - start_ticks / ticks_per_s.max(1.0);
+    Some((age_s.max(0.0) * 1000.0) as u64)
+}
+
+const PROCESS_AGE_SCRIPT: &str = "cat /proc/uptime; getconf CLK_TCK; cat /proc/1/stat";
 
 /// Validates a run id: it becomes part of container names and DNS-ish labels.
 pub fn validate_run_id(run_id: &str) -> Result<(), DockerError> {
@@ -217,6 +265,7 @@ impl DockerCluster {
             members,
             nodes,
             grudge: Mutex::new(Grudge::new()),
+            faketime: config.program.faketime,
             guard,
         };
         let started = try_join_all(cluster.members.iter().map(|m| {
@@ -266,6 +315,9 @@ impl DockerCluster {
             host_config: Some(HostConfig {
                 network_mode: Some(self.network.clone()),
                 cap_add: Some(vec!["NET_ADMIN".into()]),
+                // The data volume too: clock files and disk faults are written through the
+                // holder, which runs while the server is killed.
+                binds: Some(vec![format!("{}:{DATA_DIR}", m.volume)]),
                 // `sleep` ignores SIGTERM as pid 1; init makes removal prompt.
                 init: Some(true),
                 ..Default::default()
@@ -292,7 +344,10 @@ impl DockerCluster {
                 &[
                     "sh",
                     "-c",
-                    &format!("iptables -w -N {CHAIN} && iptables -w -I INPUT -j {CHAIN}"),
+                    &format!(
+                        "iptables -w -N {CHAIN} && iptables -w -I INPUT -j {CHAIN} && \
+                         echo +0 > {FAKETIME_FILE}"
+                    ),
                 ],
             )
             .await?;
@@ -302,6 +357,7 @@ impl DockerCluster {
         let server = ContainerCreateBody {
             image: Some(image.to_string()),
             cmd: Some(command),
+            env: self.faketime.then(faketime_env),
             labels: Some(server_labels),
             host_config: Some(HostConfig {
                 network_mode: Some(format!("container:{}", m.net_container)),
@@ -718,12 +774,112 @@ impl Cluster for DockerCluster {
         }
     }
 
-    async fn clock(&self, _node: NodeId, _offset_ms: i64, _rate: f64) -> Result<(), ClusterError> {
-        Err(ClusterError::Unsupported {
-            op: "clock",
-            backend: "docker",
-            reason: "clock faults (libfaketime) are not wired into the Docker backend yet".into(),
-        })
+    /// Rewrites the node's libfaketime file (atomically: a reader never sees half a spec).
+    /// A rate needs the server process's age, because libfaketime measures rates from the
+    /// process's start; a stopped server starts afresh, so its age counts as zero.
+    async fn clock(&self, node: NodeId, offset_ms: i64, rate: f64) -> Result<(), ClusterError> {
+        if !self.faketime {
+            return Err(ClusterError::Unsupported {
+                op: "clock",
+                backend: "docker",
+                reason: "this target reads the clock without libc (a Go program calls the \
+                         vDSO directly), so libfaketime cannot skew it; refusing rather \
+                         than pretending"
+                    .into(),
+            });
+        }
+        let m = self.member(node)?;
+        let err = |e| to_cluster_error("clock", &m.name, e);
+        let mut age_ms = 0;
+        if (rate - 1.0).abs() > f64::EPSILON {
+            let (running, paused) = self.container_state(&m.container).await.map_err(err)?;
+            if running && !paused {
+                let out = self
+                    .api
+                    .exec(&m.container, &["sh", "-c", PROCESS_AGE_SCRIPT])
+                    .await
+                    .map_err(err)?;
+                age_ms = parse_process_age_ms(&out).ok_or_else(|| ClusterError::Backend {
+                    op: "clock",
+                    target: m.name.clone(),
+                    source: format!("cannot read the server's age from {out:?}").into(),
+                })?;
+            }
+        }
+        let spec = faketime_spec(offset_ms, rate, age_ms);
+        let script = format!(
+            "printf '%s\\n' '{spec}' > {FAKETIME_FILE}.tmp && mv {FAKETIME_FILE}.tmp {FAKETIME_FILE}"
+        );
+        self.api
+            .exec(&m.net_container, &["sh", "-c", &script])
+            .await
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    /// `docker stop` with a grace period: SIGTERM, then SIGKILL after [`STOP_GRACE_S`].
+    async fn terminate(&self, node: NodeId) -> Result<(), ClusterError> {
+        let m = self.member(node)?;
+        let err = |e| to_cluster_error("terminate", &m.name, e);
+        let (running, paused) = self.container_state(&m.container).await.map_err(err)?;
+        if !running {
+            return Ok(());
+        }
+        if paused {
+            self.api
+                .call(
+                    "unpause",
+                    &m.container,
+                    self.api.docker().unpause_container(&m.container),
+                )
+                .await
+                .map_err(err)?;
+        }
+        let stopped = self
+            .api
+            .call(
+                "stop",
+                &m.container,
+                self.api.docker().stop_container(
+                    &m.container,
+                    Some(StopContainerOptionsBuilder::new().t(STOP_GRACE_S).build()),
+                ),
+            )
+            .await;
+        match stopped {
+            Err(e) if e.has_status(304) => Ok(()),
+            other => other.map_err(err),
+        }
+    }
+
+    /// Flips one of the last 16 bytes of the newest `wal/wal-*.log` on the node's volume,
+    /// through the holder container (the server is down).
+    async fn corrupt_log_tail(&self, node: NodeId) -> Result<String, ClusterError> {
+        let m = self.member(node)?;
+        let err = |e| to_cluster_error("corrupt log tail", &m.name, e);
+        let (running, _) = self.container_state(&m.container).await.map_err(err)?;
+        if running {
+            return Err(ClusterError::Backend {
+                op: "corrupt log tail",
+                target: m.name.clone(),
+                source: "the server is running; kill it first".into(),
+            });
+        }
+        let script = format!(
+            "set -e; f=$(ls {DATA_DIR}/wal/wal-*.log 2>/dev/null | tail -n 1); \
+             [ -n \"$f\" ] || {{ echo 'no WAL segment'; exit 1; }}; \
+             size=$(stat -c %s \"$f\"); [ \"$size\" -gt 16 ] || {{ echo \"$f has $size bytes\"; exit 1; }}; \
+             r=$(od -An -N1 -tu1 /dev/urandom | tr -d ' '); off=$((size - 1 - r % 16)); \
+             b=$(od -An -j \"$off\" -N1 -tu1 \"$f\" | tr -d ' '); nb=$((b ^ 255)); \
+             printf \"$(printf '\\\\%03o' \"$nb\")\" | dd of=\"$f\" bs=1 seek=\"$off\" count=1 conv=notrunc 2>/dev/null; \
+             echo \"$(basename \"$f\") offset $off of $size: $b -> $nb\""
+        );
+        let out = self
+            .api
+            .exec(&m.net_container, &["sh", "-c", &script])
+            .await
+            .map_err(err)?;
+        Ok(out.trim().to_string())
     }
 
     async fn logs(&self, node: NodeId, dir: &Path) -> Result<(), ClusterError> {

@@ -28,16 +28,24 @@ pub fn xml_esc(s: &str) -> String {
 }
 
 /// How a test case ended.
-enum CaseResult {
+pub enum CaseResult {
     Pass,
-    Failure { message: String, detail: String },
-    Error { message: String },
+    Failure {
+        message: String,
+        detail: String,
+    },
+    /// `kind` is the `type` attribute (`error`, `unknown`).
+    Error {
+        kind: &'static str,
+        message: String,
+    },
 }
 
-struct Case {
-    name: String,
-    time_s: f64,
-    result: CaseResult,
+/// One `<testcase>`.
+pub struct Case {
+    pub name: String,
+    pub time_s: f64,
+    pub result: CaseResult,
 }
 
 fn ms_to_s(v: Option<&Value>) -> f64 {
@@ -81,12 +89,14 @@ fn linear_case(model: Option<&str>, lin: &Value) -> Case {
             },
         },
         Some("unknown") => CaseResult::Error {
+            kind: "unknown",
             message: format!(
                 "unknown: stopped by {}",
                 unknown_limit(lin).unwrap_or("a limit")
             ),
         },
         other => CaseResult::Error {
+            kind: "unknown",
             message: format!("unexpected verdict {other:?}"),
         },
     };
@@ -135,15 +145,36 @@ pub fn render(suite: &str, results: &Value) -> String {
             time_s: 0.0,
             result: match &checks.error {
                 Some(e) => CaseResult::Error {
+                    kind: "error",
                     message: format!("the run failed: {e}"),
                 },
                 None if checks.verdict == "valid" => CaseResult::Pass,
                 None => CaseResult::Error {
+                    kind: "error",
                     message: format!("verdict {} without checks", checks.verdict),
                 },
             },
         });
     }
+    let total_s = results
+        .get("total_ms")
+        .map(|v| ms_to_s(Some(v)))
+        .unwrap_or_else(|| cases.iter().map(|c| c.time_s).sum());
+    let mut props: Vec<(&str, String)> = vec![("verdict", checks.verdict.clone())];
+    if let Some(seed) = results.get("seed") {
+        props.push(("seed", seed.to_string()));
+    }
+    if let Some(dir) = results.get("run_dir").and_then(Value::as_str) {
+        props.push(("run_dir", dir.to_string()));
+    }
+    if let Some(h) = results.get("history").and_then(Value::as_str) {
+        props.push(("history", h.to_string()));
+    }
+    render_suite(suite, total_s, &props, &cases)
+}
+
+/// The JUnit XML for one suite of `cases`, with `props` as its properties.
+pub fn render_suite(suite: &str, total_s: f64, props: &[(&str, String)], cases: &[Case]) -> String {
     let failures = cases
         .iter()
         .filter(|c| matches!(c.result, CaseResult::Failure { .. }))
@@ -152,10 +183,6 @@ pub fn render(suite: &str, results: &Value) -> String {
         .iter()
         .filter(|c| matches!(c.result, CaseResult::Error { .. }))
         .count();
-    let total_s = results
-        .get("total_ms")
-        .map(|v| ms_to_s(Some(v)))
-        .unwrap_or_else(|| cases.iter().map(|c| c.time_s).sum());
     let suite = xml_esc(suite);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -168,26 +195,16 @@ pub fn render(suite: &str, results: &Value) -> String {
         r#"  <testsuite name="{suite}" tests="{}" failures="{failures}" errors="{errors}" skipped="0" time="{total_s:.3}">"#,
         cases.len()
     );
-    let mut props: Vec<(&str, String)> = vec![("verdict", checks.verdict.clone())];
-    if let Some(seed) = results.get("seed") {
-        props.push(("seed", seed.to_string()));
-    }
-    if let Some(dir) = results.get("run_dir").and_then(Value::as_str) {
-        props.push(("run_dir", dir.to_string()));
-    }
-    if let Some(h) = results.get("history").and_then(Value::as_str) {
-        props.push(("history", h.to_string()));
-    }
     out.push_str("    <properties>\n");
     for (k, v) in props {
         let _ = writeln!(
             out,
             r#"      <property name="{k}" value="{}"/>"#,
-            xml_esc(&v)
+            xml_esc(v)
         );
     }
     out.push_str("    </properties>\n");
-    for c in &cases {
+    for c in cases {
         let _ = write!(
             out,
             r#"    <testcase classname="{suite}" name="{}" time="{:.3}""#,
@@ -204,15 +221,10 @@ pub fn render(suite: &str, results: &Value) -> String {
                     xml_esc(detail)
                 );
             }
-            CaseResult::Error { message } => {
+            CaseResult::Error { kind, message } => {
                 let _ = writeln!(
                     out,
-                    ">\n      <error type=\"{}\" message=\"{}\"/>\n    </testcase>",
-                    if checks.error.is_some() {
-                        "error"
-                    } else {
-                        "unknown"
-                    },
+                    ">\n      <error type=\"{kind}\" message=\"{}\"/>\n    </testcase>",
                     xml_esc(message)
                 );
             }

@@ -11,20 +11,36 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::units::parse_duration;
 
-/// The system under test. Only the bundled raftkv server for now.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The system under test (drivers in [`crate::target`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
+    /// The bundled Raft KV server.
     #[default]
     Raftkv,
+    /// etcd 3.4 (Debian's etcd-server in the node image), through its v3 JSON gateway.
+    Etcd,
+    /// Consul's KV store and sessions over HTTP; only with --endpoints (no binary here).
+    Consul,
 }
 
 impl Target {
     pub fn name(self) -> &'static str {
-        match self {
-            Target::Raftkv => "raftkv",
-        }
+        crate::target::driver(self).name()
     }
+}
+
+/// Where the nodes run (`--backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// Containers on a private Docker network (iptables, tc netem, docker pause).
+    #[default]
+    Docker,
+    /// Child processes on loopback, peer links through in-process proxies; no Docker.
+    Local,
+    /// Docker when the daemon answers, local processes otherwise.
+    Auto,
 }
 
 /// One test run, fully described. Durations are in milliseconds (names say so).
@@ -34,7 +50,10 @@ pub struct TestConfig {
     /// Folder name under the results directory; default `<target>-<workload>`.
     pub name: String,
     pub target: Target,
+    /// Endpoints of an external cluster, read consistency, lock-write fencing.
+    pub target_options: crate::target::TargetOptions,
     pub workload: Workload,
+    pub backend: Backend,
     /// Fault kinds the nemesis draws from; empty: no faults.
     pub nemesis: Vec<FaultKind>,
     pub nemesis_interval_ms: u64,
@@ -72,7 +91,9 @@ impl Default for TestConfig {
         TestConfig {
             name: String::new(),
             target: Target::Raftkv,
+            target_options: crate::target::TargetOptions::default(),
             workload: Workload::Register,
+            backend: Backend::Docker,
             nemesis: vec![FaultKind::Partition, FaultKind::Kill],
             nemesis_interval_ms: 10_000,
             nodes: 5,
@@ -164,7 +185,7 @@ impl TestConfig {
                 return bad(format!("bug name {bug:?} must be [a-z0-9-]"));
             }
         }
-        Ok(())
+        crate::target::validate(self).map_err(ConfigError)
     }
 }
 
@@ -194,7 +215,8 @@ pub struct TestArgs {
     /// fenced writes).
     #[arg(long, default_value = "register", value_parser = parse_workload)]
     pub workload: Workload,
-    /// Faults to inject, comma-separated: partition, kill, pause; or none.
+    /// Faults to inject, comma-separated: partition, kill, pause, restart, netem, clock,
+    /// disk; or none. Each kind runs as its own stream, so several overlap.
     #[arg(long, default_value = "partition,kill", value_parser = parse_nemesis)]
     pub nemesis: NemesisList,
     /// Time between starting a fault and stopping it (and between faults).
@@ -230,10 +252,27 @@ pub struct TestArgs {
     /// Time limit of the linearizability check (then the verdict is unknown).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub check_timeout: Duration,
+    /// Where the nodes run: docker, local (processes on loopback, no Docker needed), or
+    /// auto (Docker when reachable, else local).
+    #[arg(long, value_enum, default_value = "docker")]
+    pub backend: Backend,
     /// raftkv binary for the node image (default: built from this source tree, or found
     /// beside the faultline executable).
     #[arg(long, value_name = "PATH")]
     pub raftkv: Option<PathBuf>,
+    /// System under test: raftkv, etcd, or consul (consul only with --endpoints).
+    #[arg(long, value_enum, default_value = "raftkv")]
+    pub target: Target,
+    /// Test a running cluster faultline did not start: its client URLs, comma-separated
+    /// (only the workload runs; use --nemesis none).
+    #[arg(long, value_delimiter = ',', value_name = "URL,...")]
+    pub endpoints: Vec<String>,
+    /// Reads from the member's local state (etcd serializable, Consul ?stale): may be stale.
+    #[arg(long)]
+    pub serializable: bool,
+    /// Lock workload: plain writes instead of writes the store checks against the lock.
+    #[arg(long)]
+    pub unfenced_writes: bool,
 }
 
 impl TestArgs {
@@ -242,6 +281,7 @@ impl TestArgs {
         TestConfig {
             name: self.name.clone().unwrap_or_default(),
             workload: self.workload,
+            backend: self.backend,
             nemesis: self.nemesis.0.clone(),
             nemesis_interval_ms: millis(self.nemesis_interval),
             nodes: self.nodes,
@@ -254,6 +294,12 @@ impl TestArgs {
             results_dir: self.results_dir.clone(),
             check_timeout_ms: millis(self.check_timeout),
             raftkv_binary: self.raftkv.clone(),
+            target: self.target,
+            target_options: crate::target::TargetOptions {
+                endpoints: self.endpoints.clone(),
+                serializable: self.serializable,
+                unfenced_writes: self.unfenced_writes,
+            },
             ..TestConfig::default()
         }
     }
@@ -327,7 +373,9 @@ mod tests {
         assert!(none.nemesis.is_empty());
         let pause = parse(&["--nemesis", "pause,partition"]).unwrap();
         assert_eq!(pause.nemesis, vec![FaultKind::Pause, FaultKind::Partition]);
-        assert!(parse(&["--nemesis", "clock"]).is_err());
+        let all = parse(&["--nemesis", "partition,pause,kill,clock,netem,disk,restart"]).unwrap();
+        assert_eq!(all.nemesis.len(), 7);
+        assert!(parse(&["--nemesis", "flood"]).is_err());
         assert!(parse(&["--workload", "bank"]).is_err());
     }
 

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use faultline_nemeses::FaultKind;
+
 use crate::docker::{
     cleanup_stale_runs, new_run_id, DockerApi, DockerCluster, DockerClusterConfig, NodeProgram,
     DEFAULT_CALL_TIMEOUT_MS,
@@ -19,6 +21,17 @@ use super::results::RunDir;
 pub const RAFTKV_PORT: u16 = 8080;
 /// Longest wait for every node to accept connections after the containers start.
 const LISTEN_TIMEOUT_MS: u64 = 60_000;
+
+/// raftkv with the run's bugs; with the `disk` nemesis, also its lose-unsynced file layer,
+/// so a crash loses what was not fsynced (the fault the `disk` kind injects).
+pub fn raftkv_program(config: &TestConfig) -> NodeProgram {
+    let bugs = config.bugs.join(",");
+    let mut program = NodeProgram::raftkv(RAFTKV_PORT, (!bugs.is_empty()).then_some(bugs.as_str()));
+    if config.nemesis.contains(&FaultKind::Disk) {
+        program.args.push("--lose-unsynced".into());
+    }
+    program
+}
 
 /// Starts a raftkv cluster in Docker for `config`.
 pub async fn start(
@@ -53,12 +66,11 @@ pub async fn start(
     let binary = locate_raftkv_binary(config.raftkv_binary.as_deref(), &report).await?;
     let image = ensure_node_image(&api, &binary, &report).await?;
     dir.log(&format!("node image {} ({})", image.tag, image.id));
-    let bugs = config.bugs.join(",");
     let cluster_config = DockerClusterConfig {
         run_id: new_run_id(),
         image: image.tag,
         nodes: config.nodes,
-        program: NodeProgram::raftkv(RAFTKV_PORT, (!bugs.is_empty()).then_some(bugs.as_str())),
+        program: crate::target::driver(config.target).node_program(config)?,
     };
     progress.phase(&format!("starting {} nodes", config.nodes));
     let cluster = DockerCluster::create(api, &cluster_config).await?;

@@ -9,16 +9,15 @@ use std::time::{Duration, Instant};
 
 use faultline_nemeses::{Cluster, Nemesis, Schedule, ScheduleConfig, ScheduleReport};
 use faultline_workloads::runner::FinalReads;
-use faultline_workloads::{
-    CountsSnapshot, KeySpace, RaftKvClient, Recorder, Runner, RunnerConfig, RunnerReport,
-};
+use faultline_workloads::{CountsSnapshot, KeySpace, Recorder, Runner, RunnerConfig, RunnerReport};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::adapters::{HistoryLog, RaftKvLeader};
+use super::adapters::HistoryLog;
 use super::config::TestConfig;
 use super::progress::LiveProgress;
 use super::results::RunDir;
+use crate::target::{TargetClient, TargetError, TargetLeader};
 
 /// Time allowed to copy one node's logs.
 const LOGS_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,8 +29,8 @@ const LEADER_POLL: Duration = Duration::from_millis(250);
 pub enum RunError {
     #[error("no leader elected within {waited_ms} ms (nodes: {nodes})")]
     NoLeader { waited_ms: u64, nodes: String },
-    #[error("raftkv client: {0}")]
-    Client(#[from] faultline_workloads::raftkv::RaftKvError),
+    #[error("{0}")]
+    Client(#[from] TargetError),
     #[error("history: {0}")]
     Recorder(#[from] faultline_workloads::RecorderError),
     #[error("cancelled before the workload started")]
@@ -62,7 +61,7 @@ fn millis(d: Duration) -> u64 {
 
 /// Polls the cluster until a leader is known, at most `wait`, or until cancelled.
 pub async fn wait_for_leader(
-    client: &RaftKvClient,
+    client: &TargetClient,
     wait: Duration,
     cancel: &mut watch::Receiver<bool>,
 ) -> Option<usize> {
@@ -109,8 +108,8 @@ pub async fn exercise(
     mut cancel: watch::Receiver<bool>,
 ) -> Result<Exercised, RunError> {
     let nodes = cluster.nodes().to_vec();
-    let addrs: Vec<&str> = nodes.iter().map(|n| n.client_addr.as_str()).collect();
-    let client = RaftKvClient::new(&addrs)?;
+    let addrs: Vec<String> = nodes.iter().map(|n| n.client_addr.clone()).collect();
+    let client = crate::target::driver(config.target).client(&addrs, config)?;
 
     progress.phase("waiting for a leader");
     let leader_wait = Duration::from_millis(config.leader_wait_ms);
@@ -137,7 +136,7 @@ pub async fn exercise(
             seed: config.seed,
         },
     ));
-    let probe = Arc::new(RaftKvLeader {
+    let probe = Arc::new(TargetLeader {
         client: client.clone(),
         ids: nodes.iter().map(|n| n.id).collect(),
     });

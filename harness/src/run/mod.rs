@@ -2,7 +2,8 @@
 //! run's `config.json`); the steps are:
 //!
 //! 1. create `results/<test>/<timestamp>/` and the `latest` links ([`results`]);
-//! 2. start the cluster (Docker backend: [`docker`]);
+//! 2. start the cluster on the chosen backend ([`local`] picks: Docker via [`docker`], or
+//!    local processes);
 //! 3. [`exercise`]: wait for a leader, clients + nemesis for the time limit, heal, quiet
 //!    period, final reads; the history streams into `history.jsonl` as it happens;
 //!    node logs are copied to `nodes/<node>/`;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod docker;
 pub mod exercise;
 pub mod judge;
+pub mod local;
 pub mod progress;
 pub mod results;
 
@@ -116,23 +118,26 @@ fn cancel_on_signal() -> watch::Receiver<bool> {
     rx
 }
 
-/// Runs one test against a Docker cluster of the target. Errors only for a results
-/// folder that cannot be created; every other failure is an outcome with verdict
-/// `error` (exit code 3) and is recorded in the folder.
+/// Runs one test against a cluster of the target on the configured backend. Errors only
+/// for a results folder that cannot be created; every other failure is an outcome with
+/// verdict `error` (exit code 3) and is recorded in the folder.
 pub async fn run_test(config: TestConfig) -> anyhow::Result<RunOutcome> {
     config.validate()?;
+    if let Some(external) = crate::target::external::cluster(&config) {
+        return run_with_cluster(config, external, cancel_on_signal()).await;
+    }
     let started = Instant::now();
     let dir = RunDir::create(&config)?;
     let progress = LiveProgress::new();
     let cancel = cancel_on_signal();
-    let cluster = match docker::start(&config, &dir, &progress).await {
+    let cluster = match local::start(&config, &dir, &progress).await {
         Ok(c) => c,
         Err(e) => {
             progress.finish();
             return Ok(failed(&config, &dir, started, format!("{e:#}"), None));
         }
     };
-    let exercised = run_exercise(&config, &dir, cluster.clone(), progress, cancel).await;
+    let exercised = run_exercise(&config, &dir, cluster.cluster(), progress, cancel).await;
     // Teardown before judging: the check may take minutes and needs no cluster.
     if let Err(e) = cluster.teardown().await {
         dir.log(&format!("teardown failed: {e}"));
