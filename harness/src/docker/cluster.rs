@@ -498,6 +498,27 @@ impl DockerCluster {
         ))
     }
 
+    async fn unpause(&self, m: &Member) -> Result<(), DockerError> {
+        self.api
+            .call(
+                "unpause",
+                &m.container,
+                self.api.docker().unpause_container(&m.container),
+            )
+            .await
+    }
+
+    /// Whether the server container runs; a frozen one is thawed first, because Docker
+    /// refuses to kill or stop a paused container (it then runs for the few milliseconds
+    /// until the signal lands, which a crash can do anyway).
+    async fn thaw_if_running(&self, m: &Member) -> Result<bool, DockerError> {
+        let (running, paused) = self.container_state(&m.container).await?;
+        if running && paused {
+            self.unpause(m).await?;
+        }
+        Ok(running)
+    }
+
     /// Runs `script` in the node's namespace with `$dev` set to the interface holding the
     /// node's IP (not assumed to be `eth0`).
     async fn exec_on_interface(&self, m: &Member, script: &str) -> Result<String, DockerError> {
@@ -702,34 +723,14 @@ impl Cluster for DockerCluster {
         if !paused {
             return Ok(());
         }
-        self.api
-            .call(
-                "unpause",
-                &m.container,
-                self.api.docker().unpause_container(&m.container),
-            )
-            .await
-            .map_err(err)
+        self.unpause(m).await.map_err(err)
     }
 
     async fn kill(&self, node: NodeId) -> Result<(), ClusterError> {
         let m = self.member(node)?;
         let err = |e| to_cluster_error("kill", &m.name, e);
-        let (running, paused) = self.container_state(&m.container).await.map_err(err)?;
-        if !running {
+        if !self.thaw_if_running(m).await.map_err(err)? {
             return Ok(());
-        }
-        if paused {
-            // Docker refuses to kill a frozen container; thawing first lets it run for the
-            // few milliseconds until SIGKILL lands, which a crash can do anyway.
-            self.api
-                .call(
-                    "unpause",
-                    &m.container,
-                    self.api.docker().unpause_container(&m.container),
-                )
-                .await
-                .map_err(err)?;
         }
         let killed = self
             .api
@@ -821,19 +822,8 @@ impl Cluster for DockerCluster {
     async fn terminate(&self, node: NodeId) -> Result<(), ClusterError> {
         let m = self.member(node)?;
         let err = |e| to_cluster_error("terminate", &m.name, e);
-        let (running, paused) = self.container_state(&m.container).await.map_err(err)?;
-        if !running {
+        if !self.thaw_if_running(m).await.map_err(err)? {
             return Ok(());
-        }
-        if paused {
-            self.api
-                .call(
-                    "unpause",
-                    &m.container,
-                    self.api.docker().unpause_container(&m.container),
-                )
-                .await
-                .map_err(err)?;
         }
         let stopped = self
             .api
