@@ -159,7 +159,9 @@ pub async fn locate_raftkv_binary(
 ) -> Result<PathBuf, ImageError> {
     if let Some(path) = explicit {
         if path.is_file() {
-            return Ok(path.to_path_buf());
+            // Absolute, because local nodes run with their data directory as working
+            // directory, where a relative path would not resolve.
+            return Ok(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
         }
         return Err(ImageError::Missing {
             what: format!("the raftkv binary {}", path.display()),
@@ -571,6 +573,37 @@ mod tests {
                 ("raftkv".to_string(), 0o755, 9)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn an_explicit_raftkv_path_comes_back_absolute() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("raftkv"), b"x").expect("write");
+        let cwd = std::env::current_dir().expect("cwd");
+        let rel = pathdiff(dir.path(), &cwd);
+        let found = locate_raftkv_binary(Some(&rel), &|_| {})
+            .await
+            .expect("found");
+        assert!(found.is_absolute(), "{}", found.display());
+        assert!(found.is_file());
+        let missing = locate_raftkv_binary(Some(Path::new("no/such/raftkv")), &|_| {}).await;
+        assert!(missing
+            .expect_err("missing")
+            .to_string()
+            .contains("no/such/raftkv"));
+    }
+
+    /// `target/raftkv` relative to `base` (through `..` as needed).
+    fn pathdiff(target: &Path, base: &Path) -> PathBuf {
+        let ups = base.components().count().saturating_sub(1);
+        let mut rel = PathBuf::new();
+        for _ in 0..ups {
+            rel.push("..");
+        }
+        for c in target.components().skip(1) {
+            rel.push(c);
+        }
+        rel.join("raftkv")
     }
 
     #[tokio::test]

@@ -10,7 +10,8 @@
 //! - `netem`: a random node's packets delayed 50-200 ms with jitter, and a little loss,
 //!   duplication and reordering; cleared on stop.
 //! - `clock`: a bump (ms to minutes, either way), a strobe, or a rate skew of the wall clock
-//!   on one node or a majority (the leader among them when known); reset on stop.
+//!   on one node, a majority, or every node (the leader among them when known); reset on
+//!   stop.
 //! - `disk`: a crash of every node at once (a power cut) that loses every write not yet
 //!   fsynced (the nodes run the target's lose-unsynced file layer), or one node's WAL tail
 //!   corrupted by a flipped byte while it is down; the nodes are started again on stop.
@@ -510,11 +511,13 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
             FaultKind::Clock => {
                 let skew = ClockSkew::random(&mut self.rng);
                 // A leader with a wrong clock is where clock bugs bite (leases); include it.
+                // Every node at once (as an NTP server gone wrong would do) also catches
+                // whichever node leads next.
                 let leader = self.current_leader(&nodes).await;
-                let targets = if self.rng.random_bool(0.5) {
-                    self.majority(&nodes, leader)
-                } else {
-                    vec![leader.unwrap_or(random_node)]
+                let targets = match self.rng.random_range(0..3u32) {
+                    0 => vec![leader.unwrap_or(random_node)],
+                    1 => self.majority(&nodes, leader),
+                    _ => nodes.clone(),
                 };
                 self.start_clock(&targets, skew).await?;
                 Ok(ActiveFault::Clock {

@@ -297,6 +297,27 @@ impl<O: Outbox> Node<O> {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            // Time first, then inputs: after a stall the core must learn how much time
+            // passed before it answers anything (a lease counted in ticks would otherwise
+            // outlive real time).
+            let now = Instant::now();
+            if now >= next_tick {
+                let behind = now.duration_since(next_tick);
+                if behind > tick * 10 {
+                    // The thread did not run for a while (e.g. SIGSTOP): account for every
+                    // missed tick at once, without replaying a burst of messages.
+                    let missed = 1 + behind.as_millis() / tick.as_millis().max(1);
+                    self.advance_ticks(u64::try_from(missed).unwrap_or(u64::MAX));
+                    next_tick = now + tick;
+                } else {
+                    self.tick();
+                    next_tick += tick;
+                }
+                ticks += 1;
+                if ticks.is_multiple_of(100) {
+                    self.drop_abandoned();
+                }
+            }
             let mut shutdown = false;
             if let Some(input) = first {
                 shutdown |= self.handle(input);
@@ -305,21 +326,6 @@ impl<O: Outbox> Node<O> {
                         Ok(input) => shutdown |= self.handle(input),
                         Err(_) => break,
                     }
-                }
-            }
-            let now = Instant::now();
-            if now >= next_tick {
-                self.tick();
-                ticks += 1;
-                // If the thread fell far behind (e.g. SIGSTOP), do not replay a burst of
-                // ticks: that would expire every timeout at once.
-                next_tick = if now > next_tick + tick * 10 {
-                    now + tick
-                } else {
-                    next_tick + tick
-                };
-                if ticks.is_multiple_of(100) {
-                    self.drop_abandoned();
                 }
             }
             self.perform_effects()?;
@@ -331,6 +337,17 @@ impl<O: Outbox> Node<O> {
         self.fail_all(Failure::Unavailable("node shut down".into()));
         tracing::info!(id = self.cfg.id, "node thread stopped");
         Ok(())
+    }
+
+    /// Advances the core by `n` ticks at once, after the run loop missed them.
+    fn advance_ticks(&mut self, n: u64) {
+        tracing::info!(
+            id = self.cfg.id,
+            ticks = n,
+            "runtime stalled; catching up on missed ticks"
+        );
+        self.raft.set_wall_clock_ms(wall_clock_ms());
+        self.raft.advance_ticks(n);
     }
 
     /// Advances the core by one tick (the run loop calls this every `tick_ms`).

@@ -70,6 +70,9 @@ pub struct Raft {
     read_round_wanted: bool,
     lease_until_tick: u64,
     lease_until_wall_ms: u64,
+    /// Leader only, `Bug::LeaseClock`: the wall time of the newest heartbeat round a majority
+    /// acknowledged (or of the election), which the buggy liveness check measures from.
+    quorum_contact_wall_ms: u64,
     wall_clock_ms: u64,
     /// Entries were proposed since the last flush; replicate them at `take_effects`.
     need_broadcast: bool,
@@ -151,6 +154,7 @@ impl Raft {
             read_round_wanted: false,
             lease_until_tick: 0,
             lease_until_wall_ms: 0,
+            quorum_contact_wall_ms: 0,
             wall_clock_ms: 0,
             need_broadcast: false,
             reported: (Role::Follower, term, None),
@@ -860,6 +864,7 @@ impl Raft {
         self.read_rounds.clear();
         self.lease_until_tick = 0;
         self.lease_until_wall_ms = 0;
+        self.quorum_contact_wall_ms = self.wall_clock_ms;
         let next = self.log.last_index() + 1;
         self.progress = self
             .voters
@@ -877,7 +882,24 @@ impl Raft {
     fn tick_leader(&mut self) {
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
-        if self.config.check_quorum
+        if self.config.check_quorum && self.config.has_bug(Bug::LeaseClock) {
+            // BUG lease-clock: the leader's own liveness check runs on the wall clock too,
+            // so a clock that jumps back or runs slow keeps a cut-off leader in office (and
+            // serving lease reads) long after the others elected a new one.
+            let timeout_ms = self.config.election_timeout_min_ticks * self.config.tick_ms;
+            let silent_ms = self
+                .wall_clock_ms
+                .saturating_sub(self.quorum_contact_wall_ms);
+            if silent_ms >= timeout_ms {
+                tracing::debug!(
+                    id = self.id,
+                    term = self.term,
+                    "no majority contact for an election timeout (wall clock); stepping down"
+                );
+                self.become_follower(self.term, None);
+                return;
+            }
+        } else if self.config.check_quorum
             && self.election_elapsed >= self.config.election_timeout_min_ticks
         {
             self.election_elapsed = 0;
@@ -1045,6 +1067,7 @@ impl Raft {
             self.lease_until_wall_ms = self
                 .lease_until_wall_ms
                 .max(r.sent_wall_ms + lease_ticks * self.config.tick_ms);
+            self.quorum_contact_wall_ms = self.quorum_contact_wall_ms.max(r.sent_wall_ms);
         }
         for r in self.pending_reads.iter_mut() {
             if !r.confirmed && r.seq <= acked {
@@ -1476,6 +1499,78 @@ mod tests {
             net.collect(l);
             assert!(!net.reads.iter().any(|&(_, ctx, _)| ctx == 3));
         }
+    }
+
+    /// Ticks the leader alone (its peers cut off) `n` times, moving its wall clock by
+    /// `wall_step_ms` per tick; returns whether it is still leader.
+    fn tick_cut_off_leader(net: &mut Net, l: usize, n: u64, wall_step_ms: u64) -> bool {
+        let n_nodes = net.nodes.len();
+        for i in 1..n_nodes {
+            net.down[(l + i) % n_nodes] = true;
+        }
+        for _ in 0..n {
+            let wall = net.nodes[l].wall_clock_ms + wall_step_ms;
+            net.nodes[l].set_wall_clock_ms(wall);
+            net.nodes[l].tick();
+            net.collect(l);
+        }
+        net.nodes[l].is_leader()
+    }
+
+    fn lease_net(bug: bool) -> (Net, usize) {
+        let mut config = Config {
+            read_mode: ReadMode::Lease,
+            ..Config::default()
+        };
+        if bug {
+            config.bugs.insert(Bug::LeaseClock);
+        }
+        let mut net = Net::new(3, config);
+        for _ in 0..500 {
+            for n in net.nodes.iter_mut() {
+                let wall = n.wall_clock_ms + 10;
+                n.set_wall_clock_ms(wall);
+            }
+            net.tick_all();
+            if net.leader().is_some() {
+                break;
+            }
+        }
+        let l = net.leader().expect("a leader");
+        for _ in 0..5 {
+            for n in net.nodes.iter_mut() {
+                let wall = n.wall_clock_ms + 10;
+                n.set_wall_clock_ms(wall);
+            }
+            net.tick_all();
+        }
+        (net, l)
+    }
+
+    #[test]
+    fn cut_off_leader_steps_down_by_ticks_whatever_its_wall_clock_does() {
+        let max = Config::default().election_timeout_max_ticks;
+        // A wall clock that stands still (as after a jump back) changes nothing.
+        let (mut net, l) = lease_net(false);
+        assert!(!tick_cut_off_leader(&mut net, l, 2 * max, 0));
+    }
+
+    #[test]
+    fn lease_clock_bug_keeps_a_cut_off_leader_in_office_while_its_clock_stands_still() {
+        let max = Config::default().election_timeout_max_ticks;
+        let (mut net, l) = lease_net(true);
+        // With the wall clock moving at the tick rate, the buggy leader still steps down.
+        assert!(!tick_cut_off_leader(&mut net, l, 2 * max, 10));
+        let (mut net, l) = lease_net(true);
+        // A clock that went back (here: stands still) keeps it leader with a live lease,
+        // long after the others' election timeout.
+        assert!(tick_cut_off_leader(&mut net, l, 4 * max, 0));
+        net.nodes[l].read_index(5).expect("still leader");
+        net.collect(l);
+        assert!(
+            net.reads.iter().any(|&(_, ctx, _)| ctx == 5),
+            "served a read under a lease that really expired"
+        );
     }
 
     #[test]
