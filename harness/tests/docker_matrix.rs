@@ -1,36 +1,13 @@
-//! The detection matrix, end to end in Docker: `faultline test-all` with short runs. Every
-//! correct cell must be `valid` and every planted bug found within its tries, or the exit
-//! code is not 0 and this test fails with the table. Also checks what test-all writes:
-//! `matrix.json` and the JUnit file (one case per cell, no failures).
+//! The detection matrix, end to end in Docker (`matrix_common::run_matrix`).
 //!
 //! Prints "skipping: ..." and returns when Docker or the raftkv binary is out of reach.
 
+mod matrix_common;
+
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
 
 use faultline::docker::DockerApi;
 use faultline::image::default_raftkv_binary;
-
-/// The whole matrix, image build included, must finish within this.
-const MATRIX_TIMEOUT: Duration = Duration::from_secs(40 * 60);
-
-/// Cells left out of the CI matrix, with why (each one is still in `faultline test-all`).
-const LEFT_OUT: &[(&str, &str)] = &[
-    (
-        "old-term-commit",
-        "not found in Docker in 5 tries of 15 s: the Figure-8 interleaving needs a leader to \
-     crash between replicating an old entry to a majority and committing it; found by \
-     raftkv's simulation (tests/sim_bugs.rs) and model check (tests/model_check.rs)",
-    ),
-    (
-        "lease-clock",
-        "not found in Docker in 10 tries of 15 s (clock+partition, then clock+pause): \
-         check-quorum demotes the old leader before a new one commits, so the wall-clock \
-         lease is rarely consulted in time; found by raftkv's simulation \
-         (tests/sim_bugs.rs)",
-    ),
-];
 
 async fn prerequisites() -> Option<PathBuf> {
     if let Err(e) = DockerApi::connect(10_000).await {
@@ -49,94 +26,5 @@ async fn every_bug_is_found_and_correct_raftkv_is_valid_under_every_nemesis() {
     let Some(raftkv) = prerequisites().await else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let junit = dir.path().join("matrix.xml");
-    let mut args: Vec<String> = [
-        "test-all",
-        "--time-limit",
-        "15s",
-        "--tries",
-        "8",
-        "--seed",
-        "1000",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    args.extend(["--raftkv".into(), raftkv.display().to_string()]);
-    args.extend(["--results-dir".into(), dir.path().display().to_string()]);
-    args.extend(["--junit".into(), junit.display().to_string()]);
-    let all = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(["test-all", "--list"])
-        .output()
-        .expect("faultline test-all --list");
-    let cells: Vec<String> = String::from_utf8_lossy(&all.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .filter(|name| !LEFT_OUT.iter().any(|(left, _)| name.contains(left)))
-        .collect();
-    assert!(
-        cells.len() + LEFT_OUT.len() >= 15,
-        "the matrix lists {} cells",
-        cells.len()
-    );
-    for c in &cells {
-        args.extend(["--only".into(), c.clone()]);
-    }
-    for (cell, why) in LEFT_OUT {
-        eprintln!("left out of this test: {cell}: {why}");
-    }
-
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start faultline test-all");
-    let out = tokio::time::timeout(MATRIX_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("test-all exceeded its time limit")
-        .expect("test-all output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    // The table goes to the test's output: CI logs show the matrix and its times.
-    println!("{stdout}");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "test-all failed:\n{stdout}\nstderr (tail):\n{}",
-        {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let lines: Vec<&str> = err.lines().collect();
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        }
-    );
-
-    let matrix_json = std::fs::read_dir(dir.path().join("test-all"))
-        .expect("test-all folder")
-        .filter_map(Result::ok)
-        .map(|e| e.path().join("matrix.json"))
-        .find(|p| p.is_file())
-        .expect("matrix.json");
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&matrix_json).expect("read")).expect("JSON");
-    let outcomes = m["cells"].as_array().expect("cells");
-    assert_eq!(outcomes.len(), cells.len());
-    for o in outcomes {
-        assert_eq!(o["status"], "met", "{o}");
-        let bug = !o["cell"]["bug"].is_null();
-        assert_eq!(
-            o["time_to_detection_ms"].is_u64(),
-            bug,
-            "a found bug has a time to detection, a correct cell none: {o}"
-        );
-    }
-    let xml = std::fs::read_to_string(&junit).expect("junit written");
-    assert!(
-        xml.contains(&format!(
-            "tests=\"{}\" failures=\"0\" errors=\"0\"",
-            cells.len()
-        )),
-        "{xml}"
-    );
+    matrix_common::run_matrix("docker", &raftkv).await;
 }

@@ -3,7 +3,7 @@
 //! data directories, and every acknowledged write is read back. Both clusters run with the
 //! `--lose-unsynced` file layer (unsynced writes live in process memory, so a crash loses
 //! them as a power cut would). The correct server loses none; under `--bug no-fsync`
-//! (acknowledged records are never fsynced, so they wait up to 200 ms in memory for the
+//! (acknowledged records are never fsynced, so they wait up to 1 s in memory for the
 //! layer's writeback) the writes acknowledged just before the crash are gone.
 
 mod common;

@@ -32,7 +32,7 @@ pub struct WalOptions {
 }
 
 /// `--bug no-fsync`: how long acknowledged records may sit unwritten in memory.
-pub const LAZY_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+pub const LAZY_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// `--bug no-fsync`: queued bytes that force a write.
 pub const LAZY_WRITE_BYTES: usize = 1 << 20;
 
