@@ -558,6 +558,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
         if caps != PacketCaps::ALL && !caps.is_none() {
             tracing::warn!(
                 can = %caps,
+                cannot = %caps.lacking().join(", "),
                 "the cluster cannot apply every part of a packet fault; netem faults will \
                  use only what it can"
             );

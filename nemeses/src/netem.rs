@@ -118,6 +118,16 @@ impl PacketCaps {
         names
     }
 
+    /// The names of the parts these caps do not allow, e.g. `["delay", "duplicate"]`.
+    pub fn lacking(&self) -> Vec<&'static str> {
+        let have = self.names();
+        PacketCaps::ALL
+            .names()
+            .into_iter()
+            .filter(|n| !have.contains(n))
+            .collect()
+    }
+
     /// The parts `fault` asks for that these caps cannot apply, in spec order (empty when
     /// all of it can be applied), e.g. `["delay", "jitter", "reorder"]`.
     pub fn missing(&self, fault: &PacketFault) -> Vec<&'static str> {
@@ -495,6 +505,8 @@ mod tests {
         assert!(PacketCaps::ALL.missing(&asks).is_empty());
         assert_eq!(PacketCaps::NONE.missing(&asks).len(), 7);
         assert_eq!(no_netem.to_string(), "loss, rate, per-link");
+        assert_eq!(no_netem.lacking(), ["delay", "duplicate", "reorder"]);
+        assert!(PacketCaps::ALL.lacking().is_empty());
         assert_eq!(PacketCaps::NONE.to_string(), "nothing");
         assert!(PacketCaps::NONE.is_none() && !no_netem.is_none());
     }
