@@ -1,18 +1,26 @@
 //! Integration tests of the process and packet faults against real containers, driven
 //! through the `Nemesis` the way a run drives them: a paused node stops answering and
 //! answers again after the heal; a netem delay slows round trips to the node and clearing it
-//! restores them (or, on a kernel without sch_netem, the fault is refused as unsupported and
-//! nothing is left behind).
+//! restores them (or, on a kernel without sch_netem, the delay is refused as unsupported
+//! naming sch_netem, and the nemesis falls back to loss and rate faults); on a raftkv
+//! cluster, a per-link loss or rate limit from the leader to one follower holds back that
+//! follower only, and clearing it lets the follower catch up.
 //!
 //! Each test prints "skipping: ..." and returns when Docker is unreachable or the base image
-//! cannot be built here. Nodes run etcd from the base image as a stand-in HTTP server. Each
-//! test creates and tears down only its own run (a fresh run id), so other runs are safe.
+//! (or, for raftkv, its binary) cannot be had here. The etcd tests use etcd from the base
+//! image as a stand-in HTTP server. Each test creates and tears down only its own run (a
+//! fresh run id), so other runs are safe; tests in this binary run one at a time.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use faultline::docker::{new_run_id, DockerCluster, DockerClusterConfig};
+use faultline::docker::packet::LOSS_CHAIN;
+use faultline::docker::{new_run_id, DockerCluster, DockerClusterConfig, NodeProgram};
+use faultline::image::{default_raftkv_binary, ensure_node_image};
 use faultline_nemeses::nemesis::ActiveFault;
-use faultline_nemeses::{Cluster, ClusterError, FaultKind, Nemesis, NetemSpec, NodeId};
+use faultline_nemeses::{
+    Cluster, ClusterError, FaultKind, Nemesis, NetemSpec, NodeId, PacketFault,
+};
 
 mod common;
 use common::{base_image_or_skip, bounded, docker_or_skip, etcd_program};
@@ -21,6 +29,14 @@ use common::{base_image_or_skip, bounded, docker_or_skip, etcd_program};
 const PROBE_TIMEOUT_S: u64 = 3;
 /// Round trips per measurement; the median is compared, so one slow exec does not decide.
 const SAMPLES: usize = 5;
+const RAFTKV_PORT: u16 = 8080;
+/// How long a follower cut off by a packet fault is watched for progress it must not make.
+const STALL_WATCH: Duration = Duration::from_secs(4);
+/// How long a follower gets to catch up once its link is clear again.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(20);
+
+/// One test at a time: they share two cores and the daemon.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A started cluster of `nodes` etcd nodes, or None when the test must skip.
 async fn cluster_or_skip(nodes: u32) -> Option<Arc<DockerCluster>> {
@@ -71,6 +87,7 @@ async fn median_request_ms(cluster: &DockerCluster, from: NodeId, to: NodeId) ->
 
 #[tokio::test]
 async fn paused_node_does_not_answer_until_healed() {
+    let _serial = SERIAL.lock().await;
     bounded(async {
         let Some(cluster) = cluster_or_skip(3).await else {
             return;
@@ -123,8 +140,23 @@ async fn paused_node_does_not_answer_until_healed() {
     .await;
 }
 
+/// Whether the node's namespace still has packet-fault state: a root netem or htb qdisc,
+/// or a rule in the loss chain.
+async fn has_packet_fault(cluster: &DockerCluster, node: NodeId) -> bool {
+    let script = format!(
+        "tc qdisc show | grep -E '^qdisc (netem|htb) '; \
+         iptables -w -S {LOSS_CHAIN} 2>/dev/null | grep -e '-A '; true"
+    );
+    let out = cluster
+        .exec_in_netns(node, &["sh", "-c", &script])
+        .await
+        .expect("inspect the namespace");
+    !out.trim().is_empty()
+}
+
 #[tokio::test]
 async fn netem_delay_slows_round_trips_and_clear_restores_them() {
+    let _serial = SERIAL.lock().await;
     bounded(async {
         let Some(cluster) = cluster_or_skip(2).await else {
             return;
@@ -135,15 +167,39 @@ async fn netem_delay_slows_round_trips_and_clear_restores_them() {
             .expect("n1 answers");
         assert!(before < 50, "healthy round trip took {before} ms");
 
-        match cluster.netem(n1, &NetemSpec::delay(200)).await {
+        let delay = PacketFault::node_wide(NetemSpec::delay(200));
+        match cluster.netem(n1, &delay).await {
             Err(ClusterError::Unsupported { reason, .. }) => {
-                // Refused cleanly: clearing and healing still work, nothing was changed,
-                // and the nemesis reports the kind as unsupported without tracking a fault.
+                // Refused cleanly, naming what is missing: nothing was changed, and
+                // clearing and healing still work.
+                assert!(reason.contains("sch_netem"), "{reason}");
+                assert!(reason.starts_with("delay needs"), "{reason}");
+                assert!(!has_packet_fault(&cluster, n1).await);
                 cluster.clear_netem(n1).await.expect("clear is a no-op");
                 cluster.heal().await.expect("heal");
+                // The nemesis draws only what the kernel can do (loss, rate) instead of
+                // skipping the kind, and its heal removes it.
                 let mut nemesis = Nemesis::new(cluster.clone(), None, 1);
-                let err = nemesis.start(FaultKind::Netem).await.expect_err("refused");
-                assert!(matches!(err, ClusterError::Unsupported { .. }), "{err}");
+                for _ in 0..3 {
+                    let fault = nemesis.start(FaultKind::Netem).await.expect("netem");
+                    let ActiveFault::Netem { node, fault: pf } = &fault else {
+                        panic!("not netem: {fault}");
+                    };
+                    eprintln!("nemesis applied {fault}");
+                    assert_eq!(pf.spec.delay_ms, 0, "{fault}");
+                    assert!(pf.spec.loss_pct > 0 || pf.spec.rate_kbit > 0, "{fault}");
+                    assert!(
+                        has_packet_fault(&cluster, *node).await,
+                        "{fault} left no trace"
+                    );
+                    let report = nemesis.heal_all().await;
+                    assert!(report.errors.is_empty(), "{:?}", report.errors);
+                    assert_eq!(report.netem_cleared, vec![*node]);
+                    assert!(
+                        !has_packet_fault(&cluster, *node).await,
+                        "{fault} not cleared"
+                    );
+                }
                 assert!(nemesis.is_healed());
                 assert!(median_request_ms(&cluster, n2, n1).await.is_some());
                 cluster.teardown().await.expect("teardown");
@@ -168,11 +224,11 @@ async fn netem_delay_slows_round_trips_and_clear_restores_them() {
         // Through the nemesis: a random spec, then the heal clears it.
         let mut nemesis = Nemesis::new(cluster.clone(), None, 3);
         let fault = nemesis.start(FaultKind::Netem).await.expect("netem");
-        let ActiveFault::Netem { node, spec } = &fault else {
+        let ActiveFault::Netem { node, fault: pf } = &fault else {
             panic!("not netem: {fault}");
         };
         eprintln!("nemesis applied {fault}");
-        assert!(spec.delay_ms >= 50);
+        assert!(pf.spec.delay_ms >= 50);
         let report = nemesis.heal_all().await;
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!(report.netem_cleared, vec![*node]);
@@ -181,6 +237,197 @@ async fn netem_delay_slows_round_trips_and_clear_restores_them() {
             .await
             .expect("answers");
         assert!(healed < 50, "after heal the round trip took {healed} ms");
+        cluster.teardown().await.expect("teardown");
+    })
+    .await;
+}
+
+/// A started raftkv cluster, or None when the test must skip.
+async fn raftkv_cluster_or_skip(nodes: u32) -> Option<Arc<DockerCluster>> {
+    let api = docker_or_skip().await?;
+    base_image_or_skip(&api).await?;
+    let Some(binary) = default_raftkv_binary() else {
+        eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
+        return None;
+    };
+    let image = ensure_node_image(&api, &binary, &|_| {})
+        .await
+        .expect("node image");
+    let config = DockerClusterConfig {
+        run_id: new_run_id(),
+        image: image.tag,
+        nodes,
+        program: NodeProgram::raftkv(RAFTKV_PORT, None),
+    };
+    let cluster = DockerCluster::create(api, &config)
+        .await
+        .expect("cluster starts");
+    cluster.wait_listening(30_000).await.expect("nodes listen");
+    Some(Arc::new(cluster))
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+}
+
+/// The node's `/status`, or None when it does not answer.
+async fn status(
+    c: &reqwest::Client,
+    cluster: &DockerCluster,
+    node: NodeId,
+) -> Option<serde_json::Value> {
+    let addr = &cluster.node(node).ok()?.client_addr;
+    let r = c.get(format!("http://{addr}/status")).send().await.ok()?;
+    r.json().await.ok()
+}
+
+async fn commit_index(c: &reqwest::Client, cluster: &DockerCluster, node: NodeId) -> u64 {
+    let s = status(c, cluster, node).await.expect("status answers");
+    s["commit_index"].as_u64().expect("commit_index")
+}
+
+/// The leader once one is known (polling for up to 20 s).
+async fn leader(c: &reqwest::Client, cluster: &DockerCluster) -> NodeId {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for n in cluster.nodes() {
+            if let Some(s) = status(c, cluster, n.id).await {
+                if s["role"] == "leader" {
+                    return n.id;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn put(c: &reqwest::Client, cluster: &DockerCluster, via: NodeId, key: &str, value: &str) {
+    let addr = &cluster.node(via).expect("node").client_addr;
+    let r = c
+        .put(format!("http://{addr}/kv/{key}"))
+        .json(&serde_json::json!({ "value": value }))
+        .send()
+        .await
+        .expect("put answered");
+    assert!(r.status().is_success(), "put {key}: {}", r.status());
+}
+
+/// Waits until `node`'s commit index reaches `index`; how long that took, or None if it
+/// did not within `limit`.
+async fn reaches(
+    c: &reqwest::Client,
+    cluster: &DockerCluster,
+    node: NodeId,
+    index: u64,
+    limit: Duration,
+) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if commit_index(c, cluster, node).await >= index {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_link_packet_faults_hold_back_only_that_follower() {
+    let _serial = SERIAL.lock().await;
+    bounded(async {
+        let Some(cluster) = raftkv_cluster_or_skip(3).await else {
+            return;
+        };
+        let c = http();
+        let l = leader(&c, &cluster).await;
+        let followers: Vec<NodeId> = cluster
+            .nodes()
+            .iter()
+            .map(|n| n.id)
+            .filter(|&n| n != l)
+            .collect();
+        let (slow, healthy) = (followers[0], followers[1]);
+        put(&c, &cluster, l, "warm", "up").await;
+        let start = commit_index(&c, &cluster, l).await;
+        for n in [slow, healthy] {
+            assert!(
+                reaches(&c, &cluster, n, start, CATCH_UP_LIMIT)
+                    .await
+                    .is_some(),
+                "{n} did not catch up before the fault"
+            );
+        }
+
+        // (1) Every packet from the leader to one follower lost.
+        let loss = PacketFault::links(NetemSpec::loss(100), &[slow]);
+        cluster.netem(l, &loss).await.expect("per-link loss");
+        for i in 0..5 {
+            put(&c, &cluster, l, &format!("k{i}"), "v").await;
+        }
+        let target = commit_index(&c, &cluster, l).await;
+        assert!(target >= start + 5, "leader commit {target} from {start}");
+        let healthy_took = reaches(&c, &cluster, healthy, target, CATCH_UP_LIMIT).await;
+        assert!(healthy_took.is_some(), "{healthy} (no fault) fell behind");
+        tokio::time::sleep(STALL_WATCH).await;
+        let stuck = commit_index(&c, &cluster, slow).await;
+        assert!(
+            stuck < target,
+            "{slow} reached {stuck} of {target} through 100% loss"
+        );
+        assert_eq!(leader(&c, &cluster).await, l, "the leader changed");
+        cluster.clear_netem(l).await.expect("clear");
+        assert!(
+            !has_packet_fault(&cluster, l).await,
+            "loss rules left behind"
+        );
+        let caught_up = reaches(&c, &cluster, slow, target, CATCH_UP_LIMIT).await;
+        eprintln!(
+            "100% loss {l}->{slow}: {healthy} reached {target} in {healthy_took:?}, {slow} \
+             stuck at {stuck} for {STALL_WATCH:?}, caught up {caught_up:?} after clear"
+        );
+        assert!(
+            caught_up.is_some(),
+            "{slow} did not catch up after the clear"
+        );
+
+        // (2) The leader's link to that follower limited to 64 kbit/s: a 32 KiB value
+        // needs over 4 s on it (and raftkv's 1 s peer timeout cuts every try short).
+        let rate = PacketFault::links(NetemSpec::rate(64), &[slow]);
+        cluster.netem(l, &rate).await.expect("per-link rate");
+        let big = "x".repeat(32 * 1024);
+        let put_started = Instant::now();
+        put(&c, &cluster, l, "big", &big).await;
+        let put_took = put_started.elapsed();
+        let target = commit_index(&c, &cluster, l).await;
+        let healthy_took = reaches(&c, &cluster, healthy, target, CATCH_UP_LIMIT).await;
+        assert!(healthy_took.is_some(), "{healthy} (no fault) fell behind");
+        let slow_during = reaches(&c, &cluster, slow, target, STALL_WATCH).await;
+        assert_eq!(
+            slow_during, None,
+            "{slow} got 32 KiB through 64 kbit/s in {slow_during:?}"
+        );
+        // heal() clears packet faults too.
+        cluster.heal().await.expect("heal");
+        assert!(!has_packet_fault(&cluster, l).await, "qdisc left behind");
+        let caught_up = reaches(&c, &cluster, slow, target, CATCH_UP_LIMIT).await;
+        eprintln!(
+            "64 kbit/s {l}->{slow}: put of 32 KiB took {put_took:?}, {healthy} had it in \
+             {healthy_took:?}, {slow} not within {STALL_WATCH:?}, caught up {caught_up:?} \
+             after heal"
+        );
+        assert!(
+            caught_up.is_some(),
+            "{slow} did not catch up after the heal"
+        );
+        assert!(
+            put_took < Duration::from_secs(3),
+            "the put waited on the slow link"
+        );
         cluster.teardown().await.expect("teardown");
     })
     .await;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use faultline::image::default_raftkv_binary;
 use faultline::local::{LocalCluster, LocalClusterConfig, LocalProgram};
-use faultline_nemeses::{Cluster, ClusterError, Grudge, NodeId};
+use faultline_nemeses::{Cluster, ClusterError, Grudge, NetemSpec, NodeId, PacketFault};
 
 /// Upper bound of one fault test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -207,6 +207,75 @@ async fn partition_cuts_peer_links_and_heal_restores_them() {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        c.teardown().await.unwrap();
+    })
+    .await;
+}
+
+/// `GET /kv/{key}` at `addr` (a node, or a proxy standing for one); how long until the
+/// whole answer was read, and its size in bytes.
+async fn timed_get(addr: SocketAddr, key: &str) -> Result<(Duration, usize), String> {
+    let started = Instant::now();
+    let resp = http()
+        .get(format!("http://{addr}/kv/{key}"))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("status {}", resp.status()));
+    }
+    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    Ok((started.elapsed(), body.len()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_slows_only_its_link_until_cleared() {
+    let Some(raftkv) = raftkv_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    bounded(TEST_TIMEOUT, async {
+        let f = Fixture::start(&raftkv, &[]).await;
+        let c = &f.cluster;
+        let (leader, _) = f.leader(&[1, 2, 3], Duration::from_secs(10)).await;
+        let others: Vec<u32> = [1, 2, 3].into_iter().filter(|&n| n != leader).collect();
+        let (a, b) = (others[0], others[1]);
+        let link = |x: u32, y: u32| c.proxy_addr(NodeId(x), NodeId(y)).expect("link");
+        let value = "x".repeat(32 * 1024);
+        f.put(leader, "big", &value).await.expect("put 32 KiB");
+
+        // b's answers to a (they leave b on the link b -> a's requests came in on) are
+        // limited to 128 kbit/s: 32 KiB take about 2 s. b's answers to the leader are not.
+        let limited = PacketFault::links(NetemSpec::rate(128), &[NodeId(a)]);
+        c.netem(NodeId(b), &limited).await.expect("rate limit");
+        let (slow, bytes) = timed_get(link(a, b), "big").await.expect("read via a -> b");
+        assert!(bytes > 32 * 1024, "{bytes} bytes");
+        let (other, _) = timed_get(link(leader, b), "big")
+            .await
+            .expect("read via leader -> b");
+        c.clear_netem(NodeId(b)).await.expect("clear");
+        let (after, _) = timed_get(link(a, b), "big").await.expect("read after clear");
+        eprintln!(
+            "32 KiB from n{b}: {slow:?} to n{a} at 128 kbit/s, {other:?} to n{leader} \
+             (unlimited), {after:?} to n{a} after the clear"
+        );
+        assert!(slow >= Duration::from_millis(1_500), "limited read took {slow:?}");
+        assert!(other < Duration::from_secs(1), "unlimited link took {other:?}");
+        assert!(after < Duration::from_secs(1), "after the clear it took {after:?}");
+
+        // What a stream proxy cannot do is refused, and changes nothing.
+        let mut dup = NetemSpec::delay(50);
+        dup.duplicate_pct = 5;
+        let err = c
+            .netem(NodeId(b), &PacketFault::node_wide(dup))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ClusterError::Unsupported { reason, .. } if reason.starts_with("duplicate")),
+            "{err}"
+        );
+        assert_eq!(c.link_fault(NodeId(b), NodeId(a)).map(|l| l.forward.netem), Some(None));
         c.teardown().await.unwrap();
     })
     .await;

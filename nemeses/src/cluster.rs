@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::grudge::Grudge;
-use crate::netem::NetemSpec;
+use crate::netem::{PacketCaps, PacketFault};
 
 /// A node's identity inside one cluster. Also the raft id the node is started with, so it
 /// starts at 1 (raft ids are non-zero).
@@ -78,7 +78,7 @@ pub trait Cluster: Send + Sync {
     /// keep the partition until `heal`.
     async fn partition(&self, grudge: &Grudge) -> Result<(), ClusterError>;
 
-    /// Removes all network faults.
+    /// Removes all network faults: the partition and every node's packet fault.
     async fn heal(&self) -> Result<(), ClusterError>;
 
     /// Freezes the node's processes (SIGSTOP semantics): connections stay open, nothing runs.
@@ -120,11 +120,20 @@ pub trait Cluster: Send + Sync {
     /// real second. `(0, 1.0)` resets it.
     async fn clock(&self, node: NodeId, offset_ms: i64, rate: f64) -> Result<(), ClusterError>;
 
-    /// Replaces the packet fault on the node's outgoing traffic with `spec`. A backend that
-    /// cannot (no netem in the kernel, no network namespace of its own) returns
-    /// `Unsupported`, and the nemesis skips the fault.
-    async fn netem(&self, node: NodeId, spec: &NetemSpec) -> Result<(), ClusterError> {
-        let _ = spec;
+    /// Which parts of a packet fault `netem` can apply on this cluster. Asked once by a
+    /// nemesis before its first packet fault, which then draws only what this allows. The
+    /// default allows nothing, matching the default `netem` that applies nothing.
+    async fn packet_caps(&self) -> Result<PacketCaps, ClusterError> {
+        Ok(PacketCaps::NONE)
+    }
+
+    /// Replaces the node's packet fault (whatever it was, on any of its links) with
+    /// `fault`: afterwards the node's outgoing packets for the nodes in `fault.to` (all its
+    /// outgoing packets when `to` is empty) suffer `fault.spec`, and nothing else does. A
+    /// backend that cannot apply some part of it (see `packet_caps`) applies none of it and
+    /// returns `Unsupported` naming those parts.
+    async fn netem(&self, node: NodeId, fault: &PacketFault) -> Result<(), ClusterError> {
+        let _ = fault;
         Err(ClusterError::Unsupported {
             op: "netem",
             backend: "this",
@@ -132,8 +141,9 @@ pub trait Cluster: Send + Sync {
         })
     }
 
-    /// Removes the node's packet fault. Clearing a node without one is not an error; the
-    /// default does nothing, matching the default `netem` that never applies one.
+    /// Removes the node's packet fault, on all its links. Clearing a node without one is not
+    /// an error; the default does nothing, matching the default `netem` that never applies
+    /// one.
     async fn clear_netem(&self, node: NodeId) -> Result<(), ClusterError> {
         let _ = node;
         Ok(())

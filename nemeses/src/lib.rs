@@ -11,5 +11,5 @@ pub use clock::{faketime_spec, ClockSkew};
 pub use cluster::{Cluster, ClusterError, Node, NodeId};
 pub use grudge::Grudge;
 pub use nemesis::{ActiveFault, DiskFault, FaultKind, LeaderProbe, Nemesis, PartitionShape};
-pub use netem::NetemSpec;
+pub use netem::{NetemSpec, PacketCaps, PacketFault};
 pub use schedule::{EventLog, Schedule, ScheduleConfig, ScheduleReport};

@@ -7,8 +7,12 @@
 //! - `pause`: freeze the leader when the probe knows it, else a random node; resumed on stop.
 //! - `restart`: a graceful restart (SIGTERM, wait, start) of one node, or a rolling restart
 //!   of every node in turn; done when the start returns, so the stop is a no-op.
-//! - `netem`: a random node's packets delayed 50-200 ms with jitter, and a little loss,
-//!   duplication and reordering; cleared on stop.
+//! - `netem`: a packet fault on a random node's egress, or (half the time) on its links to
+//!   one or two random peers only: delayed 50-200 ms with jitter, a little loss, duplication
+//!   and reordering, and sometimes a 64-1024 kbit/s rate limit; cleared on stop. The nemesis
+//!   asks the cluster once what it can apply ([`Cluster::packet_caps`]) and draws only that:
+//!   on Docker without `sch_netem` a loss of 1-5% and/or a rate limit (logged once), on the
+//!   local backend no duplication or reordering.
 //! - `clock`: a bump (ms to minutes, either way), a strobe, or a rate skew of the wall clock
 //!   on one node, a majority, or every node (the leader among them when known); reset on
 //!   stop.
@@ -45,7 +49,7 @@ use tokio::task::AbortHandle;
 use crate::clock::ClockSkew;
 use crate::cluster::{Cluster, ClusterError, NodeId};
 use crate::grudge::Grudge;
-use crate::netem::NetemSpec;
+use crate::netem::{NetemSpec, PacketCaps, PacketFault};
 
 /// Longest a single cluster call may take before the nemesis gives up on it.
 pub const CLUSTER_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -213,8 +217,9 @@ pub enum ActiveFault {
         rolling: bool,
     },
     Netem {
+        /// The node whose outgoing packets suffer.
         node: NodeId,
-        spec: NetemSpec,
+        fault: PacketFault,
     },
     Clock {
         nodes: Vec<NodeId>,
@@ -276,9 +281,12 @@ impl ActiveFault {
                 m.insert("nodes".to_string(), node_list(nodes));
                 m.insert("rolling".to_string(), Value::Bool(*rolling));
             }
-            ActiveFault::Netem { node, spec } => {
+            ActiveFault::Netem { node, fault } => {
                 m.insert("node".to_string(), Value::from(node.to_string()));
-                m.insert("netem".to_string(), Value::from(spec.to_string()));
+                if !fault.to.is_empty() {
+                    m.insert("to".to_string(), node_list(&fault.to));
+                }
+                m.insert("netem".to_string(), Value::from(fault.spec.to_string()));
             }
             ActiveFault::Clock { nodes, skew } => {
                 m.insert("nodes".to_string(), node_list(nodes));
@@ -307,7 +315,8 @@ impl ActiveFault {
 
 impl fmt::Display for ActiveFault {
     /// For the progress line: `partition isolate-leader n1<-{n2,...}`, `kill n3`,
-    /// `pause n2 (leader)`, `netem n4 delay 120ms±30ms loss 2%`, `clock n1,n2 bump +300ms`.
+    /// `pause n2 (leader)`, `netem n4 delay 120ms±30ms loss 2%`, `netem n1->n3 rate 64kbit`,
+    /// `clock n1,n2 bump +300ms`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ActiveFault::Partition { shape, grudge } => {
@@ -322,7 +331,9 @@ impl fmt::Display for ActiveFault {
                 rolling: true,
             } => write!(f, "rolling restart {}", join(nodes)),
             ActiveFault::Restart { nodes, .. } => write!(f, "restart {}", join(nodes)),
-            ActiveFault::Netem { node, spec } => write!(f, "netem {node} {spec}"),
+            ActiveFault::Netem { node, fault } => {
+                write!(f, "netem {} {}", fault.target(*node), fault.spec)
+            }
             ActiveFault::Clock { nodes, skew } => write!(f, "clock {} {skew}", join(nodes)),
             ActiveFault::Disk { nodes, fault, .. } => {
                 write!(f, "disk {} {}", fault.name(), join(nodes))
@@ -362,6 +373,8 @@ pub struct Nemesis<C: Cluster + ?Sized> {
     skewed: BTreeSet<NodeId>,
     /// Strobe tasks flipping clocks, by node; aborted before a reset.
     strobes: BTreeMap<NodeId, AbortHandle>,
+    /// What the cluster can do with packet faults, once asked.
+    packet_caps: Option<PacketCaps>,
 }
 
 /// Runs a cluster call with the nemesis's time bound.
@@ -414,6 +427,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
             netem: BTreeSet::new(),
             skewed: BTreeSet::new(),
             strobes: BTreeMap::new(),
+            packet_caps: None,
         }
     }
 
@@ -494,20 +508,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
                     rolling,
                 })
             }
-            FaultKind::Netem => {
-                let spec = NetemSpec::random(&mut self.rng);
-                let node = random_node;
-                self.netem.insert(node);
-                let cluster = self.cluster.clone();
-                let applied = bounded("netem", node.to_string(), cluster.netem(node, &spec)).await;
-                if let Err(e) = applied {
-                    if changed_nothing(&e) {
-                        self.netem.remove(&node);
-                    }
-                    return Err(e);
-                }
-                Ok(ActiveFault::Netem { node, spec })
-            }
+            FaultKind::Netem => self.start_netem(&nodes, random_node).await,
             FaultKind::Clock => {
                 let skew = ClockSkew::random(&mut self.rng);
                 // A leader with a wrong clock is where clock bugs bite (leases); include it.
@@ -547,6 +548,62 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
                 }
             }
         }
+    }
+
+    /// What the cluster can do with packet faults: asked once, and logged once when it is
+    /// less than everything.
+    async fn packet_caps(&mut self) -> Result<PacketCaps, ClusterError> {
+        if let Some(caps) = self.packet_caps {
+            return Ok(caps);
+        }
+        let cluster = self.cluster.clone();
+        let caps = bounded("packet caps", "cluster".into(), cluster.packet_caps()).await?;
+        if caps != PacketCaps::ALL && !caps.is_none() {
+            tracing::warn!(
+                can = %caps,
+                cannot = %caps.lacking().join(", "),
+                "the cluster cannot apply every part of a packet fault; netem faults will \
+                 use only what it can"
+            );
+        }
+        self.packet_caps = Some(caps);
+        Ok(caps)
+    }
+
+    async fn start_netem(
+        &mut self,
+        nodes: &[NodeId],
+        node: NodeId,
+    ) -> Result<ActiveFault, ClusterError> {
+        let caps = self.packet_caps().await?;
+        let Some(spec) = NetemSpec::random(&mut self.rng, caps) else {
+            return Err(ClusterError::Unsupported {
+                op: "netem",
+                backend: "this",
+                reason: format!("the cluster can apply no packet fault (it can do {caps})"),
+            });
+        };
+        let peers: Vec<NodeId> = nodes.iter().copied().filter(|&n| n != node).collect();
+        let fault = if caps.per_link && !peers.is_empty() && self.rng.random_bool(0.5) {
+            let count = self.rng.random_range(1..=peers.len().min(2));
+            let to: Vec<NodeId> = peers
+                .choose_multiple(&mut self.rng, count)
+                .copied()
+                .collect();
+            PacketFault::links(spec, &to)
+        } else {
+            PacketFault::node_wide(spec)
+        };
+        self.netem.insert(node);
+        let cluster = self.cluster.clone();
+        let call = cluster.netem(node, &fault);
+        if let Err(e) = bounded("netem", fault.target(node), call).await {
+            if changed_nothing(&e) {
+                self.netem.remove(&node);
+            }
+            return Err(e);
+        }
+        Ok(ActiveFault::Netem { node, fault })
     }
 
     async fn start_partition(
@@ -858,5 +915,183 @@ mod tests {
             grudge: g,
         };
         assert_eq!(p.to_string(), "partition isolate-leader n1<-{n2} n2<-{n1}");
+        let n = ActiveFault::Netem {
+            node: NodeId(1),
+            fault: PacketFault::links(
+                NetemSpec {
+                    rate_kbit: 64,
+                    loss_pct: 20,
+                    ..NetemSpec::NONE
+                },
+                &[NodeId(3)],
+            ),
+        };
+        assert_eq!(n.to_string(), "netem n1->n3 rate 64kbit loss 20%");
+        assert_eq!(n.kind(), FaultKind::Netem);
+        assert_eq!(
+            serde_json::to_string(&n.describe()).unwrap(),
+            r#"{"netem":"rate 64kbit loss 20%","node":"n1","to":["n3"]}"#
+        );
+        let wide = ActiveFault::Netem {
+            node: NodeId(2),
+            fault: PacketFault::node_wide(NetemSpec::delay(100)),
+        };
+        assert_eq!(wide.to_string(), "netem n2 delay 100ms");
+        assert_eq!(
+            serde_json::to_string(&wide.describe()).unwrap(),
+            r#"{"netem":"delay 100ms","node":"n2"}"#
+        );
+    }
+
+    /// A cluster that can apply the packet faults `caps` allows, and records them.
+    struct PacketCluster {
+        nodes: Vec<crate::cluster::Node>,
+        caps: PacketCaps,
+        caps_asked: std::sync::Mutex<usize>,
+        applied: std::sync::Mutex<Vec<(NodeId, PacketFault)>>,
+        cleared: std::sync::Mutex<Vec<NodeId>>,
+    }
+
+    impl PacketCluster {
+        fn new(n: u32, caps: PacketCaps) -> Arc<PacketCluster> {
+            Arc::new(PacketCluster {
+                nodes: (1..=n)
+                    .map(|i| crate::cluster::Node {
+                        id: NodeId(i),
+                        name: format!("n{i}"),
+                        client_addr: format!("127.0.0.1:{i}"),
+                    })
+                    .collect(),
+                caps,
+                caps_asked: std::sync::Mutex::new(0),
+                applied: std::sync::Mutex::new(Vec::new()),
+                cleared: std::sync::Mutex::new(Vec::new()),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl Cluster for PacketCluster {
+        fn nodes(&self) -> &[crate::cluster::Node] {
+            &self.nodes
+        }
+        async fn partition(&self, _grudge: &Grudge) -> Result<(), ClusterError> {
+            Ok(())
+        }
+        async fn heal(&self) -> Result<(), ClusterError> {
+            Ok(())
+        }
+        async fn pause(&self, _node: NodeId) -> Result<(), ClusterError> {
+            Ok(())
+        }
+        async fn resume(&self, _node: NodeId) -> Result<(), ClusterError> {
+            Ok(())
+        }
+        async fn kill(&self, _node: NodeId) -> Result<(), ClusterError> {
+            Ok(())
+        }
+        async fn start(&self, _node: NodeId) -> Result<(), ClusterError> {
+            Ok(())
+        }
+        async fn clock(&self, _node: NodeId, _o: i64, _r: f64) -> Result<(), ClusterError> {
+            Ok(())
+        }
+        async fn logs(&self, _node: NodeId, _dir: &std::path::Path) -> Result<(), ClusterError> {
+            Ok(())
+        }
+        async fn packet_caps(&self) -> Result<PacketCaps, ClusterError> {
+            *self.caps_asked.lock().unwrap() += 1;
+            Ok(self.caps)
+        }
+        async fn netem(&self, node: NodeId, fault: &PacketFault) -> Result<(), ClusterError> {
+            let missing = self.caps.missing(fault);
+            if !missing.is_empty() {
+                return Err(ClusterError::Unsupported {
+                    op: "netem",
+                    backend: "test",
+                    reason: format!("cannot {}", missing.join(", ")),
+                });
+            }
+            self.applied.lock().unwrap().push((node, fault.clone()));
+            Ok(())
+        }
+        async fn clear_netem(&self, node: NodeId) -> Result<(), ClusterError> {
+            self.cleared.lock().unwrap().push(node);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn netem_draws_only_what_the_cluster_can_apply() {
+        let no_netem = PacketCaps {
+            loss: true,
+            rate: true,
+            per_link: true,
+            ..PacketCaps::NONE
+        };
+        let cluster = PacketCluster::new(5, no_netem);
+        let mut nemesis = Nemesis::new(cluster.clone(), None, 5);
+        let (mut per_link, mut wide) = (0, 0);
+        for _ in 0..60 {
+            let fault = nemesis.start(FaultKind::Netem).await.expect("applied");
+            let ActiveFault::Netem { node, fault: pf } = &fault else {
+                panic!("not netem: {fault}");
+            };
+            assert!(no_netem.missing(pf).is_empty(), "{fault}");
+            assert!(!pf.spec.is_noop(), "{fault}");
+            assert!(pf.validate(*node).is_ok(), "{fault}");
+            assert!(pf.to.len() <= 2, "{fault}");
+            if pf.to.is_empty() {
+                wide += 1;
+            } else {
+                per_link += 1;
+            }
+            assert!(!nemesis.is_healed());
+            nemesis.stop(&fault).await.expect("cleared");
+            assert!(nemesis.is_healed());
+        }
+        assert!(
+            per_link > 10 && wide > 10,
+            "{per_link} per link, {wide} wide"
+        );
+        assert_eq!(*cluster.caps_asked.lock().unwrap(), 1, "asked once");
+        assert_eq!(cluster.applied.lock().unwrap().len(), 60);
+        assert_eq!(cluster.cleared.lock().unwrap().len(), 60);
+
+        // With netem, delays are drawn, and some faults carry a rate limit.
+        let cluster = PacketCluster::new(3, PacketCaps::ALL);
+        let mut nemesis = Nemesis::new(cluster.clone(), None, 6);
+        for _ in 0..40 {
+            let fault = nemesis.start(FaultKind::Netem).await.expect("applied");
+            nemesis.stop(&fault).await.expect("cleared");
+        }
+        let applied = cluster.applied.lock().unwrap();
+        assert!(applied.iter().all(|(_, f)| f.spec.delay_ms > 0));
+        assert!(applied.iter().any(|(_, f)| f.spec.rate_kbit > 0));
+        assert!(applied.iter().any(|(_, f)| !f.to.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn a_cluster_without_packet_faults_is_refused_untracked() {
+        let cluster = PacketCluster::new(3, PacketCaps::NONE);
+        let mut nemesis = Nemesis::new(cluster.clone(), None, 1);
+        let err = nemesis.start(FaultKind::Netem).await.unwrap_err();
+        assert!(matches!(err, ClusterError::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains("no packet fault"), "{err}");
+        assert!(nemesis.is_healed());
+        assert!(cluster.applied.lock().unwrap().is_empty());
+        // A single node has no links: its faults are node-wide.
+        let alone = PacketCluster::new(1, PacketCaps::ALL);
+        let mut nemesis = Nemesis::new(alone.clone(), None, 2);
+        for _ in 0..10 {
+            let fault = nemesis.start(FaultKind::Netem).await.expect("applied");
+            nemesis.stop(&fault).await.expect("cleared");
+        }
+        assert!(alone
+            .applied
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, f)| f.to.is_empty()));
     }
 }

@@ -14,7 +14,8 @@
 //! - `start-pause` / `stop-pause`: `{"node": "n2", "leader": true}`
 //! - `start-restart` / `stop-restart`: `{"nodes": [..], "rolling": bool}`, both recorded
 //!   once the restart is over
-//! - `start-netem` / `stop-netem`: `{"node": .., "netem": "delay 120ms±30ms .."}`
+//! - `start-netem` / `stop-netem`: `{"node": .., "netem": "delay 120ms±30ms .."}`, with
+//!   `"to": [..]` when the fault is on some of the node's links only
 //! - `start-clock` / `stop-clock`: `{"nodes": [..], "skew": "bump +300ms"}`
 //! - `start-disk` / `stop-disk`: `{"nodes": [..], "fault": "lose-unsynced" | "corrupt-tail"}`
 //! - `fault-failed`: a start or stop that did not complete; value `{"fault": f}`, and the

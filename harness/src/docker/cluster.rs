@@ -7,8 +7,10 @@
 //! are applied through the holder and so work while the server is paused or killed, and they
 //! survive a server restart exactly as a real host's firewall survives a process crash. The
 //! server's data directory is a per-node volume, so a restarted node finds its data. Packet
-//! faults (`tc qdisc ... netem` on the node's interface) live in the same namespace, for the
-//! same reasons.
+//! faults live in the same namespace, for the same reasons: tc qdiscs on the node's
+//! interface (netem when the kernel has `sch_netem`, else htb for rate limits) and, without
+//! netem, iptables random-loss rules in a chain of their own (see `packet.rs`). Which
+//! qdiscs the kernel has is probed once per cluster, on the first packet fault.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -23,7 +25,9 @@ use bollard::query_parameters::{
     CreateContainerOptions, KillContainerOptions, ListNetworksOptions, LogsOptions,
     StartContainerOptions, StopContainerOptionsBuilder,
 };
-use faultline_nemeses::{faketime_spec, Cluster, ClusterError, Grudge, NetemSpec, Node, NodeId};
+use faultline_nemeses::{
+    faketime_spec, Cluster, ClusterError, Grudge, Node, NodeId, PacketCaps, PacketFault,
+};
 use futures_util::future::try_join_all;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -33,6 +37,7 @@ use super::api::DockerApi;
 use super::cleanup::{teardown_run, Owner, Removed};
 use super::error::{to_cluster_error, DockerError};
 use super::guard::{TeardownGuard, TeardownHandle};
+use super::packet::{Qdiscs, CLEAR_SCRIPT, PROBE_SCRIPT, QDISC_MISSING};
 use super::subnet::{host_routes, parse_cidr, Subnet, MAX_NODES};
 
 /// Where each node's data volume is mounted inside the server container.
@@ -51,8 +56,6 @@ const CONTAINER_LOG_MAX_SIZE: &str = "100m";
 const FAKETIME_FILE: &str = "/data/.faultline-faketime";
 /// How long a graceful stop waits after SIGTERM before Docker sends SIGKILL.
 const STOP_GRACE_S: i32 = 5;
-/// What tc prints when the kernel has no `sch_netem` (module missing or not built in).
-const NETEM_MISSING: [&str; 3] = ["Unknown qdisc", "qdisc kind is unknown", "No such file"];
 
 /// The command each node runs. `args` may contain placeholders filled per node: `{id}` (raft
 /// id, 1-based), `{name}` (`n1`), `{ip}`, `{port}`, `{peers}` (`1=ip:port,2=ip:port,...`),
@@ -144,6 +147,8 @@ pub struct DockerCluster {
     grudge: Mutex<Grudge>,
     /// Whether clock faults can be applied (the program is started under libfaketime).
     faketime: bool,
+    /// The host kernel's packet schedulers, probed on the first packet fault.
+    qdiscs: tokio::sync::OnceCell<Qdiscs>,
     guard: TeardownGuard,
 }
 
@@ -266,6 +271,7 @@ impl DockerCluster {
             nodes,
             grudge: Mutex::new(Grudge::new()),
             faketime: config.program.faketime,
+            qdiscs: tokio::sync::OnceCell::new(),
             guard,
         };
         let started = try_join_all(cluster.members.iter().map(|m| {
@@ -532,16 +538,31 @@ impl DockerCluster {
             .await
     }
 
-    /// Removes the node's netem qdisc if there is one: idempotent, and a no-op on a kernel
-    /// without netem (where none can have been added).
-    async fn clear_qdisc(&self, m: &Member) -> Result<(), DockerError> {
-        self.exec_on_interface(
-            m,
-            "if tc qdisc show dev \"$dev\" | grep -q '^qdisc netem'; \
-             then tc qdisc del dev \"$dev\" root; fi",
-        )
-        .await
-        .map(|_| ())
+    /// Removes the node's packet fault (qdisc and loss rules) if it has one: idempotent.
+    async fn clear_packet_fault(&self, m: &Member) -> Result<(), DockerError> {
+        self.exec_on_interface(m, CLEAR_SCRIPT).await.map(|_| ())
+    }
+
+    /// The host's packet schedulers, probed once (all nodes share the host's kernel)
+    /// through `m`'s namespace.
+    async fn qdiscs(&self, m: &Member) -> Result<Qdiscs, ClusterError> {
+        self.qdiscs
+            .get_or_try_init(|| async {
+                let out = self
+                    .api
+                    .exec(&m.net_container, &["sh", "-c", PROBE_SCRIPT])
+                    .await
+                    .map_err(|e| to_cluster_error("probe qdiscs", &m.name, e))?;
+                let qdiscs = Qdiscs::parse_probe(&out).map_err(|e| ClusterError::Backend {
+                    op: "probe qdiscs",
+                    target: m.name.clone(),
+                    source: e.into(),
+                })?;
+                tracing::info!(?qdiscs, "probed the host's packet schedulers");
+                Ok(qdiscs)
+            })
+            .await
+            .copied()
     }
 
     async fn apply_rules(&self, m: &Member, grudge: &Grudge) -> Result<(), DockerError> {
@@ -654,7 +675,7 @@ impl Cluster for DockerCluster {
     async fn heal(&self) -> Result<(), ClusterError> {
         self.partition(&Grudge::new()).await?;
         try_join_all(self.members.iter().map(|m| async move {
-            self.clear_qdisc(m)
+            self.clear_packet_fault(m)
                 .await
                 .map_err(|e| to_cluster_error("heal", &m.name, e))
         }))
@@ -662,31 +683,48 @@ impl Cluster for DockerCluster {
         .map(|_| ())
     }
 
-    async fn netem(&self, node: NodeId, spec: &NetemSpec) -> Result<(), ClusterError> {
+    /// Everything with `sch_netem`; without it, loss (iptables) and rate limits (htb).
+    async fn packet_caps(&self) -> Result<PacketCaps, ClusterError> {
+        let first = self
+            .members
+            .first()
+            .ok_or(ClusterError::UnknownNode(NodeId(1)))?;
+        Ok(self.qdiscs(first).await?.caps())
+    }
+
+    async fn netem(&self, node: NodeId, fault: &PacketFault) -> Result<(), ClusterError> {
         let m = self.member(node)?;
-        spec.validate().map_err(|e| ClusterError::Backend {
+        fault.validate(node).map_err(|e| ClusterError::Backend {
             op: "netem",
             target: m.name.clone(),
             source: Box::new(e),
         })?;
-        // `replace` swaps whatever qdisc is there, so a second netem needs no clear first.
-        let script = format!(
-            "tc qdisc replace dev \"$dev\" root netem {} 2>&1",
-            spec.tc_args().join(" ")
-        );
+        let to = fault
+            .to
+            .iter()
+            .map(|&id| self.member(id).map(|d| d.ip))
+            .collect::<Result<Vec<_>, _>>()?;
+        let qdiscs = self.qdiscs(m).await?;
+        let unsupported = |reason: String| ClusterError::Unsupported {
+            op: "netem",
+            backend: "docker",
+            reason,
+        };
+        // The script clears the previous fault first, so a second netem needs no clear.
+        let script = qdiscs.render(fault, &to).map_err(unsupported)?;
         match self.exec_on_interface(m, &script).await {
             Ok(_) => Ok(()),
+            // The probe said the qdisc was there, but tc disagrees now (a module unloaded?).
             Err(DockerError::ExecFailed { output, .. })
-                if NETEM_MISSING.iter().any(|p| output.contains(p)) =>
+                if QDISC_MISSING.iter().any(|p| output.contains(p)) =>
             {
-                Err(ClusterError::Unsupported {
-                    op: "netem",
-                    backend: "docker",
-                    reason: format!(
-                        "the host kernel has no netem qdisc (sch_netem), so packet faults \
-                         cannot be injected; tc said: {output}"
-                    ),
-                })
+                // Leave nothing half-applied behind.
+                if let Err(e) = self.clear_packet_fault(m).await {
+                    tracing::warn!(node = m.name, error = %e, "clearing a refused netem failed");
+                }
+                Err(unsupported(format!(
+                    "the host kernel lacks a qdisc this fault needs; tc said: {output}"
+                )))
             }
             Err(e) => Err(to_cluster_error("netem", &m.name, e)),
         }
@@ -694,7 +732,7 @@ impl Cluster for DockerCluster {
 
     async fn clear_netem(&self, node: NodeId) -> Result<(), ClusterError> {
         let m = self.member(node)?;
-        self.clear_qdisc(m)
+        self.clear_packet_fault(m)
             .await
             .map_err(|e| to_cluster_error("clear netem", &m.name, e))
     }

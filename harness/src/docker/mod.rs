@@ -8,6 +8,7 @@ pub mod cleanup;
 pub mod cluster;
 pub mod error;
 pub mod guard;
+pub mod packet;
 pub mod subnet;
 
 pub use api::{DockerApi, DEFAULT_CALL_TIMEOUT_MS};

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use faultline_nemeses::clock::faketime_spec;
-use faultline_nemeses::{Cluster, ClusterError, Grudge, NetemSpec, Node, NodeId};
+use faultline_nemeses::{Cluster, ClusterError, Grudge, Node, NodeId, PacketCaps, PacketFault};
 
 use super::faketime;
 use super::process::{Launch, NodeProcess, ProcessError};
@@ -31,6 +31,16 @@ pub const MAX_NODES: u32 = 200;
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Node `nK` gets the address `127.0.0.(IP_BASE + K)`.
 const IP_BASE: u32 = 10;
+/// What the proxies can do to a stream (see `proxy.rs`): delay, loss (as a retransmission
+/// delay) and rate, per link; not duplication or reordering, which TCP undoes.
+pub const PACKET_CAPS: PacketCaps = PacketCaps {
+    delay: true,
+    loss: true,
+    duplicate: false,
+    reorder: false,
+    rate: true,
+    per_link: true,
+};
 
 /// The program each node runs. `args` may contain placeholders filled per node: `{id}`
 /// (1-based), `{name}`, `{ip}`, `{port}`, `{listen}` (`ip:port`), `{peers}`
@@ -142,7 +152,8 @@ pub struct Member {
 #[derive(Clone, Debug, Default)]
 struct NetworkFaults {
     grudge: Grudge,
-    netem: BTreeMap<NodeId, NetemSpec>,
+    /// Each node's packet fault on its outgoing peer links.
+    netem: BTreeMap<NodeId, PacketFault>,
 }
 
 pub struct LocalCluster {
@@ -369,11 +380,11 @@ impl LocalCluster {
             proxy.set_fault(LinkFault {
                 forward: DirectionFault {
                     cut: faults.grudge.blocks(*from, *to),
-                    netem: faults.netem.get(from).copied(),
+                    netem: packet_spec(&faults.netem, *from, *to),
                 },
                 backward: DirectionFault {
                     cut: faults.grudge.blocks(*to, *from),
-                    netem: faults.netem.get(to).copied(),
+                    netem: packet_spec(&faults.netem, *to, *from),
                 },
             });
         }
@@ -430,6 +441,18 @@ fn corrupt_wal_tail(
     ))
 }
 
+/// The spec on `from`'s packets for `to`, if `from`'s fault covers that link.
+fn packet_spec(
+    faults: &BTreeMap<NodeId, PacketFault>,
+    from: NodeId,
+    to: NodeId,
+) -> Option<faultline_nemeses::NetemSpec> {
+    faults
+        .get(&from)
+        .filter(|f| f.applies_to(to))
+        .map(|f| f.spec)
+}
+
 /// `--peers` for node `id`: itself at its own address, every other node at its proxy.
 fn links_peers(
     id: NodeId,
@@ -478,17 +501,38 @@ impl Cluster for LocalCluster {
         Ok(())
     }
 
-    /// Delays the node's outgoing peer traffic in the proxies (client traffic does not pass
-    /// through them, unlike netem on a container's interface).
-    async fn netem(&self, node: NodeId, spec: &NetemSpec) -> Result<(), ClusterError> {
+    /// [`PACKET_CAPS`]: no duplication or reordering.
+    async fn packet_caps(&self) -> Result<PacketCaps, ClusterError> {
+        Ok(PACKET_CAPS)
+    }
+
+    /// Delays, paces and slows (loss) the node's outgoing peer traffic in the proxies of
+    /// its links to `fault.to` (all its links when empty). Client traffic does not pass
+    /// through them, unlike tc on a container's interface.
+    async fn netem(&self, node: NodeId, fault: &PacketFault) -> Result<(), ClusterError> {
         let m = self.member(node)?;
-        spec.validate().map_err(|e| ClusterError::Backend {
+        fault.validate(node).map_err(|e| ClusterError::Backend {
             op: "netem",
             target: m.name.clone(),
             source: Box::new(e),
         })?;
+        for &to in &fault.to {
+            self.member(to)?;
+        }
+        let missing = PACKET_CAPS.missing(fault);
+        if !missing.is_empty() {
+            return Err(ClusterError::Unsupported {
+                op: "netem",
+                backend: "local",
+                reason: format!(
+                    "{} cannot be applied to the TCP streams the proxies carry: the \
+                     receiving TCP puts duplicated and reordered packets back in order",
+                    missing.join(", ")
+                ),
+            });
+        }
         self.update_faults(|f| {
-            f.netem.insert(node, *spec);
+            f.netem.insert(node, fault.clone());
         });
         Ok(())
     }

@@ -22,11 +22,20 @@
 //!   held, not delivered, until the heal: B applies what A sent and A never learns it, as
 //!   under a one-way iptables rule.
 //!
-//! Packet faults ([`NetemSpec`], netem on the sender's outgoing traffic) delay each chunk
-//! in that direction by `delay_ms ± jitter_ms`, order kept. Over TCP a lost packet is
-//! retransmitted, so `loss_pct` becomes an extra [`RETRANSMIT_DELAY`] on that share of
-//! chunks; duplicates and reordering are undone by the receiver's TCP, so they change
-//! nothing a node could see and are ignored.
+//! Packet faults ([`NetemSpec`], netem on the sender's outgoing traffic) act on the bytes
+//! of one direction of the link, order kept:
+//! - `delay_ms ± jitter_ms` delays each chunk.
+//! - `rate_kbit` paces the link: chunks (at most [`RATE_CHUNK_BYTES`] each, about a packet)
+//!   leave one after another at that rate, shared by every connection on the link, as on a
+//!   slow wire (a token bucket whose burst is one chunk). The delay line in front of it
+//!   holds at most [`DELAY_LINE_CHUNKS`] chunks per connection; past that the sender's
+//!   writes block, as they would behind a full TCP window.
+//! - `loss_pct`: a TCP stream cannot lose bytes (the kernel retransmits a lost segment), so
+//!   a lost chunk is delivered [`RETRANSMIT_DELAY`] late, as after a retransmission
+//!   timeout, and never dropped. Even a 100% loss is a 200 ms stall per chunk, not a cut:
+//!   a partition is the fault for that.
+//! - duplication and reordering are undone by the receiving TCP, so a proxy of streams has
+//!   nothing to apply; the local backend refuses them rather than pretend.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,7 +64,10 @@ pub const RETRANSMIT_DELAY: Duration = Duration::from_millis(200);
 /// Bytes read per chunk.
 const CHUNK_BYTES: usize = 16 * 1024;
 /// Chunks in flight inside one direction's delay line (bounded memory under a delay).
-const DELAY_LINE_CHUNKS: usize = 64;
+pub const DELAY_LINE_CHUNKS: usize = 64;
+/// Bytes read per chunk on a rate-limited direction: about one Ethernet packet, so the
+/// stream trickles out at the rate instead of arriving in 16 KiB lumps.
+pub const RATE_CHUNK_BYTES: usize = 1500;
 
 /// What the harness does to one direction of a link.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -106,6 +118,50 @@ fn gate(fault: &LinkFault, dir: Direction) -> Gate {
     }
 }
 
+/// The transmitter of one direction of a link under a rate limit: each chunk leaves after
+/// the one before has, at the rate in force when it was queued. Shared by every
+/// connection on the link, so the rate is the link's, not each connection's.
+#[derive(Debug)]
+struct Pacer {
+    /// When the last queued chunk has left.
+    free_at: std::sync::Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new() -> Pacer {
+        Pacer {
+            free_at: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Queues `bytes` at `rate_kbit`; returns when they have left (`rate_kbit > 0`).
+    fn reserve(&self, bytes: usize, rate_kbit: u32) -> Instant {
+        debug_assert!(rate_kbit > 0, "an unlimited link is not paced");
+        let transmit =
+            Duration::from_secs_f64(bytes as f64 * 8.0 / (f64::from(rate_kbit.max(1)) * 1000.0));
+        // A poisoned lock only means a panic elsewhere mid-update; an Instant is still whole.
+        let mut free_at = self.free_at.lock().unwrap_or_else(|p| p.into_inner());
+        *free_at = (*free_at).max(Instant::now()) + transmit;
+        *free_at
+    }
+}
+
+/// The pacers of a link's two directions.
+#[derive(Debug)]
+struct Pacers {
+    forward: Pacer,
+    backward: Pacer,
+}
+
+impl Pacers {
+    fn of(&self, dir: Direction) -> &Pacer {
+        match dir {
+            Direction::Forward => &self.forward,
+            Direction::Backward => &self.backward,
+        }
+    }
+}
+
 /// One directed link's proxy. Dropping it stops the listener and resets every connection.
 pub struct LinkProxy {
     listen: SocketAddr,
@@ -121,7 +177,11 @@ impl LinkProxy {
         let listen = listener.local_addr()?;
         let (fault, rx) = watch::channel(LinkFault::default());
         let held = Arc::new(AtomicUsize::new(0));
-        let accept = tokio::spawn(accept_loop(listener, upstream, rx, held));
+        let pacers = Arc::new(Pacers {
+            forward: Pacer::new(),
+            backward: Pacer::new(),
+        });
+        let accept = tokio::spawn(accept_loop(listener, upstream, rx, held, pacers));
         Ok(LinkProxy {
             listen,
             upstream,
@@ -167,6 +227,7 @@ async fn accept_loop(
     upstream: SocketAddr,
     fault: watch::Receiver<LinkFault>,
     held: Arc<AtomicUsize>,
+    pacers: Arc<Pacers>,
 ) {
     loop {
         let (client, _) = match listener.accept().await {
@@ -179,7 +240,13 @@ async fn accept_loop(
             }
         };
         let _ = client.set_nodelay(true);
-        tokio::spawn(serve(client, upstream, fault.clone(), held.clone()));
+        tokio::spawn(serve(
+            client,
+            upstream,
+            fault.clone(),
+            held.clone(),
+            pacers.clone(),
+        ));
     }
 }
 
@@ -194,6 +261,7 @@ async fn serve(
     upstream: SocketAddr,
     mut fault: watch::Receiver<LinkFault>,
     held: Arc<AtomicUsize>,
+    pacers: Arc<Pacers>,
 ) {
     if fault.borrow().blackholes() {
         if held.fetch_add(1, Ordering::SeqCst) >= MAX_HELD {
@@ -222,8 +290,14 @@ async fn serve(
     let (client_read, client_write) = client.into_split();
     let (node_read, node_write) = node.into_split();
     let (forward, backward) = tokio::join!(
-        pump(client_read, node_write, fault.clone(), Direction::Forward),
-        pump(node_read, client_write, fault, Direction::Backward),
+        pump(
+            client_read,
+            node_write,
+            fault.clone(),
+            Direction::Forward,
+            &pacers
+        ),
+        pump(node_read, client_write, fault, Direction::Backward, &pacers),
     );
     if forward.killed || backward.killed {
         for s in [
@@ -263,7 +337,9 @@ async fn pump(
     mut to: OwnedWriteHalf,
     fault: watch::Receiver<LinkFault>,
     dir: Direction,
+    pacers: &Pacers,
 ) -> PumpEnd {
+    let pacer = pacers.of(dir);
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(DELAY_LINE_CHUNKS);
     let mut read_fault = fault.clone();
     let source = &mut from;
@@ -274,7 +350,11 @@ async fn pump(
             if !wait_open(&mut read_fault, dir).await {
                 return true;
             }
-            let mut buf = vec![0u8; CHUNK_BYTES];
+            let chunk_bytes = match netem_of(&read_fault.borrow(), dir) {
+                Some(spec) if spec.rate_kbit > 0 => RATE_CHUNK_BYTES,
+                _ => CHUNK_BYTES,
+            };
+            let mut buf = vec![0u8; chunk_bytes];
             let n = tokio::select! {
                 r = source.read(&mut buf) => match r {
                     Ok(0) | Err(_) => return false,
@@ -284,13 +364,14 @@ async fn pump(
                 _ = closes(&mut read_fault, dir) => continue,
             };
             buf.truncate(n);
-            let f = *read_fault.borrow();
-            let netem = match dir {
-                Direction::Forward => f.forward.netem,
-                Direction::Backward => f.backward.netem,
+            let netem = netem_of(&read_fault.borrow(), dir);
+            // The chunk is on the wire once the link has sent everything queued before it.
+            let sent = match netem {
+                Some(spec) if spec.rate_kbit > 0 => pacer.reserve(n, spec.rate_kbit),
+                _ => Instant::now(),
             };
             // Due times never go backwards: TCP delivers in order whatever netem does.
-            let due = (Instant::now() + netem.map(chunk_delay).unwrap_or_default()).max(last_due);
+            let due = (sent + netem.map(chunk_delay).unwrap_or_default()).max(last_due);
             last_due = due;
             if tx.send((due, buf)).await.is_err() {
                 return false;
@@ -322,6 +403,14 @@ async fn pump(
         from,
         to,
         killed: read_killed || write_killed,
+    }
+}
+
+/// The packet fault on `dir` of a link.
+fn netem_of(fault: &LinkFault, dir: Direction) -> Option<NetemSpec> {
+    match dir {
+        Direction::Forward => fault.forward.netem,
+        Direction::Backward => fault.backward.netem,
     }
 }
 
@@ -461,6 +550,64 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(150));
     }
 
+    /// Sends `bytes` bytes through `s` and reads the echo back; returns how long it took.
+    async fn echo_bulk(s: &mut TcpStream, bytes: usize) -> Duration {
+        let started = std::time::Instant::now();
+        let (mut r, mut w) = s.split();
+        let data = vec![7u8; bytes];
+        let mut back = vec![0u8; bytes];
+        let (sent, read) = tokio::join!(w.write_all(&data), r.read_exact(&mut back));
+        sent.unwrap();
+        read.unwrap();
+        assert_eq!(back, data);
+        started.elapsed()
+    }
+
+    #[tokio::test]
+    async fn rate_limit_paces_the_link_and_clearing_lifts_it() {
+        let proxy = LinkProxy::start("127.0.0.1:0".parse().unwrap(), echo().await)
+            .await
+            .unwrap();
+        let mut s = TcpStream::connect(proxy.listen_addr()).await.unwrap();
+        let fast = echo_bulk(&mut s, 32 * 1024).await;
+        // 32 KiB at 256 kbit/s is 1.02 s on the wire.
+        proxy.update(|f| f.forward.netem = Some(NetemSpec::rate(256)));
+        let limited = tokio::time::timeout(Duration::from_secs(10), echo_bulk(&mut s, 32 * 1024))
+            .await
+            .expect("a paced link still delivers");
+        // Two connections share the link's rate: each gets about half.
+        let mut other = TcpStream::connect(proxy.listen_addr()).await.unwrap();
+        let (a, b) = tokio::join!(
+            echo_bulk(&mut s, 16 * 1024),
+            echo_bulk(&mut other, 16 * 1024)
+        );
+        proxy.set_fault(LinkFault::default());
+        let after = echo_bulk(&mut s, 32 * 1024).await;
+        eprintln!("32 KiB echo: {fast:?} free, {limited:?} at 256 kbit/s, {after:?} after");
+        assert!(limited >= Duration::from_millis(950), "{limited:?}");
+        assert!(
+            a.max(b) >= Duration::from_millis(950),
+            "shared: {a:?} {b:?}"
+        );
+        assert!(fast < Duration::from_millis(300), "{fast:?}");
+        assert!(after < Duration::from_millis(300), "{after:?}");
+    }
+
+    #[test]
+    fn a_pacer_spaces_chunks_at_the_rate() {
+        let pacer = Pacer::new();
+        let start = Instant::now();
+        // 1000 bytes at 80 kbit/s take 100 ms each.
+        let first = pacer.reserve(1000, 80);
+        let second = pacer.reserve(1000, 80);
+        assert!(
+            first - start >= Duration::from_millis(100),
+            "{:?}",
+            first - start
+        );
+        assert_eq!(second - first, Duration::from_millis(100));
+    }
+
     #[tokio::test]
     async fn a_dead_upstream_is_a_reset() {
         // Bind and drop to get a port nothing listens on.
@@ -482,10 +629,8 @@ mod tests {
     fn loss_costs_a_retransmission() {
         let spec = NetemSpec {
             delay_ms: 10,
-            jitter_ms: 0,
             loss_pct: 100,
-            duplicate_pct: 0,
-            reorder_pct: 0,
+            ..NetemSpec::NONE
         };
         assert_eq!(
             chunk_delay(spec),

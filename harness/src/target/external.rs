@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use faultline_nemeses::{Cluster, ClusterError, FaultKind, Grudge, NetemSpec, Node, NodeId};
+use faultline_nemeses::{
+    Cluster, ClusterError, FaultKind, Grudge, Node, NodeId, PacketCaps, PacketFault,
+};
 
 use crate::run::config::TestConfig;
 
@@ -103,7 +105,11 @@ impl Cluster for ExternalCluster {
         Err(Self::refuse("clock"))
     }
 
-    async fn netem(&self, _node: NodeId, _spec: &NetemSpec) -> Result<(), ClusterError> {
+    async fn packet_caps(&self) -> Result<PacketCaps, ClusterError> {
+        Err(Self::refuse("netem"))
+    }
+
+    async fn netem(&self, _node: NodeId, _fault: &PacketFault) -> Result<(), ClusterError> {
         Err(Self::refuse("netem"))
     }
 
