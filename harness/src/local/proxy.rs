@@ -27,7 +27,8 @@
 //! - `delay_ms ± jitter_ms` delays each chunk.
 //! - `rate_kbit` paces the link: chunks (at most [`RATE_CHUNK_BYTES`] each, about a packet)
 //!   leave one after another at that rate, shared by every connection on the link, as on a
-//!   slow wire (a token bucket whose burst is one chunk). The delay line in front of it
+//!   slow wire (a token bucket whose burst is one chunk), with a queue of at most
+//!   [`MAX_PACER_BACKLOG`] of traffic. The delay line in front of it
 //!   holds at most [`DELAY_LINE_CHUNKS`] chunks per connection; past that the sender's
 //!   writes block, as they would behind a full TCP window.
 //! - `loss_pct`: a TCP stream cannot lose bytes (the kernel retransmits a lost segment), so
@@ -68,6 +69,9 @@ pub const DELAY_LINE_CHUNKS: usize = 64;
 /// Bytes read per chunk on a rate-limited direction: about one Ethernet packet, so the
 /// stream trickles out at the rate instead of arriving in 16 KiB lumps.
 pub const RATE_CHUNK_BYTES: usize = 1500;
+
+/// Longest a chunk waits in a rate-limited link's queue.
+pub const MAX_PACER_BACKLOG: Duration = Duration::from_secs(1);
 
 /// What the harness does to one direction of a link.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -141,7 +145,11 @@ impl Pacer {
             Duration::from_secs_f64(bytes as f64 * 8.0 / (f64::from(rate_kbit.max(1)) * 1000.0));
         // A poisoned lock only means a panic elsewhere mid-update; an Instant is still whole.
         let mut free_at = self.free_at.lock().unwrap_or_else(|p| p.into_inner());
-        *free_at = (*free_at).max(Instant::now()) + transmit;
+        let now = Instant::now();
+        // The link's queue holds at most MAX_PACER_BACKLOG of traffic: a chunk never waits
+        // longer than that, as behind a bounded router buffer, so an overloaded link (peers
+        // reconnecting after timeouts, each adding to the queue) cannot stall for minutes.
+        *free_at = (*free_at).max(now).min(now + MAX_PACER_BACKLOG) + transmit;
         *free_at
     }
 }
@@ -319,6 +327,11 @@ struct PumpEnd {
 
 /// Waits until `dir` may move bytes; `false` if the connection must be reset instead.
 async fn wait_open(fault: &mut watch::Receiver<LinkFault>, dir: Direction) -> bool {
+    // The proxy is gone (its sender dropped): a kill. `wait_for` alone would still report
+    // the last value as open, and the reader would spin between it and `closes`.
+    if fault.has_changed().is_err() {
+        return false;
+    }
     match fault.wait_for(|f| gate(f, dir) != Gate::Held).await {
         Ok(f) => gate(&f, dir) == Gate::Open,
         Err(_) => false,
@@ -382,7 +395,18 @@ async fn pump(
     let sink = &mut to;
     let writer = async move {
         while let Some((due, chunk)) = rx.recv().await {
-            tokio::time::sleep_until(due).await;
+            // A kill (or the proxy dropped) ends the wait at once: a connection must not
+            // outlive its link just because chunks are still due.
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => break,
+                    changed = write_fault.changed() => {
+                        if changed.is_err() || gate(&write_fault.borrow(), dir) == Gate::Kill {
+                            return true;
+                        }
+                    }
+                }
+            }
             if !wait_open(&mut write_fault, dir).await {
                 return true;
             }
@@ -561,6 +585,47 @@ mod tests {
         read.unwrap();
         assert_eq!(back, data);
         started.elapsed()
+    }
+
+    #[tokio::test]
+    async fn a_dropped_proxy_closes_connections_with_chunks_still_due() {
+        let proxy = LinkProxy::start("127.0.0.1:0".parse().unwrap(), echo().await)
+            .await
+            .unwrap();
+        // 8 kbit/s: 32 KiB would need 33 s on the wire; the queue is capped at a second.
+        proxy.update(|f| f.forward.netem = Some(NetemSpec::rate(8)));
+        let mut s = TcpStream::connect(proxy.listen_addr()).await.unwrap();
+        s.write_all(&vec![1u8; 32 * 1024]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(proxy);
+        // The connection ends at once (reset or EOF) instead of draining its queue.
+        let mut buf = vec![0u8; 64 * 1024];
+        let closed = tokio::time::timeout(Duration::from_millis(500), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "connection outlived its dropped proxy");
+    }
+
+    #[test]
+    fn the_pacer_queue_is_bounded() {
+        let p = Pacer::new();
+        let start = Instant::now();
+        let mut last = start;
+        for _ in 0..1000 {
+            // 1500 B at 8 kbit/s is 1.5 s each: without a bound, 25 minutes of queue.
+            last = p.reserve(1500, 8);
+        }
+        assert!(
+            last <= Instant::now() + MAX_PACER_BACKLOG + Duration::from_secs(2),
+            "queue grew to {:?}",
+            last - start
+        );
     }
 
     #[tokio::test]
