@@ -674,6 +674,28 @@ impl Raft {
             self.send_append_all(from);
             return;
         }
+        if hint_term.is_none()
+            && hint_index <= pr.match_index
+            && !matches!(pr.state, ProgressState::Snapshot { .. })
+        {
+            // The follower's log ends before entries it acknowledged: it lost them (a disk
+            // fault cut its WAL tail). Counting it as holding them would leave it behind
+            // for good (nothing new to send, and every rejection would look stale), so
+            // start again from where its log ends. Fewer counted replicas only delays
+            // commits; the commit index never moves back.
+            tracing::warn!(
+                id = self.id,
+                follower = from,
+                acknowledged = pr.match_index,
+                log_ends = hint_index.saturating_sub(1),
+                "follower lost entries it acknowledged; replicating them again"
+            );
+            pr.match_index = hint_index.saturating_sub(1);
+            pr.become_probe();
+            pr.next_index = hint_index.max(1);
+            self.send_append_all(from);
+            return;
+        }
         // Rejection: ignore it if it answers an older message than the one that matters now.
         let stale = match pr.state {
             ProgressState::Replicate => rejected_index <= pr.match_index,
@@ -1499,6 +1521,44 @@ mod tests {
             net.collect(l);
             assert!(!net.reads.iter().any(|&(_, ctx, _)| ctx == 3));
         }
+    }
+
+    #[test]
+    fn a_follower_that_lost_acknowledged_entries_is_caught_up() {
+        let mut net = Net::new(3, Config::default());
+        let l = net.elect();
+        for i in 0..5u8 {
+            net.nodes[l].propose(vec![i]).expect("leader");
+            net.collect(l);
+            net.deliver_all();
+        }
+        for _ in 0..3 {
+            net.tick_all();
+        }
+        let f = (l + 1) % 3;
+        let full = net.nodes[l].log.last_index();
+        assert_eq!(net.nodes[f].log.last_index(), full);
+        // The follower restarts without its last entry, as after a cut WAL tail.
+        let kept = PersistentState {
+            hard_state: HardState {
+                term: net.nodes[f].term,
+                vote: net.nodes[f].vote,
+                commit: 0,
+            },
+            snapshot: None,
+            entries: net.nodes[f].log.slice(1, full - 1).to_vec(),
+        };
+        net.nodes[f] =
+            Raft::new(f as NodeId + 1, vec![1, 2, 3], Config::default(), kept, 9).expect("valid");
+        // One more entry: its append finds the gap and the leader fills it.
+        net.nodes[l].propose(vec![9]).expect("leader");
+        net.collect(l);
+        net.deliver_all();
+        for _ in 0..20 {
+            net.tick_all();
+        }
+        assert_eq!(net.nodes[f].log.last_index(), full + 1);
+        assert_eq!(net.nodes[f].log.committed, full + 1);
     }
 
     /// Ticks the leader alone (its peers cut off) `n` times, moving its wall clock by
