@@ -7,44 +7,17 @@
 //! Each test prints "skipping: ..." and returns when Docker, the base image or the raftkv
 //! binary is out of reach. Each test creates and tears down only its own run.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use faultline::docker::{new_run_id, DockerCluster, DockerClusterConfig, NodeProgram};
-use faultline::image::{default_raftkv_binary, ensure_node_image};
+use faultline::docker::{new_run_id, DockerCluster, DockerClusterConfig};
 use faultline_nemeses::{Cluster, ClusterError, NodeId};
 use serde_json::Value;
 
 mod common;
-use common::{base_image_or_skip, bounded, docker_or_skip, etcd_program};
-
-const RAFTKV_PORT: u16 = 8080;
+use common::{base_image_or_skip, bounded, docker_or_skip, etcd_program, raftkv_cluster_or_skip};
 
 /// One test at a time: they share two cores and the daemon.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn raftkv_cluster_or_skip(nodes: u32) -> Option<Arc<DockerCluster>> {
-    let api = docker_or_skip().await?;
-    base_image_or_skip(&api).await?;
-    let Some(binary) = default_raftkv_binary() else {
-        eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
-        return None;
-    };
-    let image = ensure_node_image(&api, &binary, &|_| {})
-        .await
-        .expect("node image");
-    let config = DockerClusterConfig {
-        run_id: new_run_id(),
-        image: image.tag,
-        nodes,
-        program: NodeProgram::raftkv(RAFTKV_PORT, None),
-    };
-    let cluster = DockerCluster::create(api, &config)
-        .await
-        .expect("cluster starts");
-    cluster.wait_listening(30_000).await.expect("nodes listen");
-    Some(Arc::new(cluster))
-}
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()

@@ -15,21 +15,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faultline::docker::packet::LOSS_CHAIN;
-use faultline::docker::{new_run_id, DockerCluster, DockerClusterConfig, NodeProgram};
-use faultline::image::{default_raftkv_binary, ensure_node_image};
+use faultline::docker::{new_run_id, DockerCluster, DockerClusterConfig};
 use faultline_nemeses::nemesis::ActiveFault;
 use faultline_nemeses::{
     Cluster, ClusterError, FaultKind, Nemesis, NetemSpec, NodeId, PacketFault,
 };
 
 mod common;
-use common::{base_image_or_skip, bounded, docker_or_skip, etcd_program};
+use common::{base_image_or_skip, bounded, docker_or_skip, etcd_program, raftkv_cluster_or_skip};
 
 /// One request's time budget in the probes below; a paused node never answers within it.
 const PROBE_TIMEOUT_S: u64 = 3;
 /// Round trips per measurement; the median is compared, so one slow exec does not decide.
 const SAMPLES: usize = 5;
-const RAFTKV_PORT: u16 = 8080;
 /// How long a follower cut off by a packet fault is watched for progress it must not make.
 const STALL_WATCH: Duration = Duration::from_secs(4);
 /// How long a follower gets to catch up once its link is clear again.
@@ -240,30 +238,6 @@ async fn netem_delay_slows_round_trips_and_clear_restores_them() {
         cluster.teardown().await.expect("teardown");
     })
     .await;
-}
-
-/// A started raftkv cluster, or None when the test must skip.
-async fn raftkv_cluster_or_skip(nodes: u32) -> Option<Arc<DockerCluster>> {
-    let api = docker_or_skip().await?;
-    base_image_or_skip(&api).await?;
-    let Some(binary) = default_raftkv_binary() else {
-        eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
-        return None;
-    };
-    let image = ensure_node_image(&api, &binary, &|_| {})
-        .await
-        .expect("node image");
-    let config = DockerClusterConfig {
-        run_id: new_run_id(),
-        image: image.tag,
-        nodes,
-        program: NodeProgram::raftkv(RAFTKV_PORT, None),
-    };
-    let cluster = DockerCluster::create(api, &config)
-        .await
-        .expect("cluster starts");
-    cluster.wait_listening(30_000).await.expect("nodes listen");
-    Some(Arc::new(cluster))
 }
 
 fn http() -> reqwest::Client {

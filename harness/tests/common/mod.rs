@@ -3,10 +3,11 @@
 //! out of reach, and etcd as a stand-in server that ships in the base image.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use faultline::docker::{DockerApi, NodeProgram};
-use faultline::image::ensure_base_image;
+use faultline::docker::{new_run_id, DockerApi, DockerCluster, DockerClusterConfig, NodeProgram};
+use faultline::image::{default_raftkv_binary, ensure_base_image, ensure_node_image};
 use tokio::sync::OnceCell;
 
 /// Upper bound for one test, image build included (a cold base build takes ~1 minute).
@@ -79,4 +80,33 @@ pub fn etcd_program() -> NodeProgram {
         // Go reads the clock through the vDSO; libfaketime cannot reach it.
         faketime: false,
     }
+}
+
+/// Port raftkv listens on inside its container.
+pub const RAFTKV_PORT: u16 = 8080;
+
+/// A started raftkv cluster of `nodes`, or None after printing why the test is skipped.
+// Not every test binary that includes this module starts raftkv.
+#[allow(dead_code)]
+pub async fn raftkv_cluster_or_skip(nodes: u32) -> Option<Arc<DockerCluster>> {
+    let api = docker_or_skip().await?;
+    base_image_or_skip(&api).await?;
+    let Some(binary) = default_raftkv_binary() else {
+        eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
+        return None;
+    };
+    let image = ensure_node_image(&api, &binary, &|_| {})
+        .await
+        .expect("node image");
+    let config = DockerClusterConfig {
+        run_id: new_run_id(),
+        image: image.tag,
+        nodes,
+        program: NodeProgram::raftkv(RAFTKV_PORT, None),
+    };
+    let cluster = DockerCluster::create(api, &config)
+        .await
+        .expect("cluster starts");
+    cluster.wait_listening(30_000).await.expect("nodes listen");
+    Some(Arc::new(cluster))
 }
