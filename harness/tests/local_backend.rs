@@ -758,3 +758,77 @@ async fn a_resumed_leader_does_not_read_from_a_lease_that_expired_while_it_was_f
     })
     .await;
 }
+
+/// What the old leader answers for `k` once a new leader overwrote it, after the old
+/// leader's wall clock jumped back a minute and it was cut off. Returns the body when the
+/// read succeeded.
+async fn read_after_clock_jump_and_cut(program: LocalProgram) -> Option<String> {
+    let f = Fixture::start_program(program).await;
+    let c = &f.cluster;
+    let all = [NodeId(1), NodeId(2), NodeId(3)];
+    let (old, _) = f.leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    f.put(old, "k", "v1").await.expect("first write");
+    c.clock(NodeId(old), -60_000, 1.0).await.expect("clock");
+    // A few heartbeat rounds at the new clock reading, then the cut.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.partition(&Grudge::isolate(&all, NodeId(old)))
+        .await
+        .expect("partition");
+    let others: Vec<u32> = [1, 2, 3].into_iter().filter(|&n| n != old).collect();
+    let (new, _) = f.leader(&others, Duration::from_secs(15)).await;
+    f.put(new, "k", "v2")
+        .await
+        .expect("write through the new leader");
+    let read = http()
+        .get(format!("http://{}/kv/k", f.addr(old)))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    let answer = match read {
+        Ok(resp) if resp.status().is_success() => Some(resp.text().await.unwrap_or_default()),
+        Ok(resp) => {
+            eprintln!("old leader answered {}", resp.status());
+            None
+        }
+        Err(e) => {
+            eprintln!("old leader did not answer: {e}");
+            None
+        }
+    };
+    c.heal().await.expect("heal");
+    c.clock(NodeId(old), 0, 1.0).await.expect("clock reset");
+    c.teardown().await.expect("teardown");
+    answer
+}
+
+/// The planted `lease-clock` bug at work on real processes: a leader whose wall clock
+/// jumped back a minute, then cut off, keeps serving lease reads after the others elected
+/// a new leader and overwrote the key. Correct raftkv with lease reads, the same faults
+/// applied, does not (its lease counts ticks of the monotonic clock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_clock_jumped_back_serves_stale_reads_only_under_lease_clock() {
+    let Some(raftkv) = raftkv_or_skip() else {
+        return;
+    };
+    if let Err(why) = faultline::local::faketime::find_libfaketime() {
+        eprintln!("skipping: clock faults need libfaketime ({why})");
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    bounded(TEST_TIMEOUT, async {
+        let buggy = LocalProgram::raftkv(&raftkv, &["lease-clock".to_string()]);
+        let stale = read_after_clock_jump_and_cut(buggy).await;
+        assert!(
+            stale.as_deref().is_some_and(|b| b.contains("v1")),
+            "lease-clock: the cut-off old leader should serve the overwritten value, got {stale:?}"
+        );
+        let mut correct = LocalProgram::raftkv(&raftkv, &[]);
+        correct.args.push("--lease-reads".into());
+        let answer = read_after_clock_jump_and_cut(correct).await;
+        assert!(
+            !answer.as_deref().is_some_and(|b| b.contains("v1")),
+            "correct raftkv served the overwritten value from a lease: {answer:?}"
+        );
+    })
+    .await;
+}

@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 
 /// The largest clock offset the nemesis draws (Jepsen's bumps reach minutes too).
 pub const MAX_BUMP_MS: i64 = 5 * 60 * 1000;
-/// Rates the skew fault draws from: a slow clock and a fast one.
-const RATES: [f64; 4] = [0.25, 0.5, 2.0, 4.0];
+/// Rates a slow clock runs at.
+const SLOW_RATES: [f64; 2] = [0.25, 0.5];
+/// Rates a fast clock runs at.
+const FAST_RATES: [f64; 2] = [2.0, 4.0];
 
 /// How a node's wall clock is wrong while a clock fault is in effect.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,32 +31,93 @@ pub enum ClockSkew {
     Rate { rate: f64 },
 }
 
+/// The kinds of clock fault, for narrowing what the nemesis draws (`--clock-skews`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClockShape {
+    /// The clock jumps by tens to hundreds of ms, either way: what a lease's safety margin
+    /// must absorb.
+    Nudge,
+    /// The clock jumps back by seconds to minutes: leases and timeouts timed by it last
+    /// too long.
+    BumpBack,
+    /// The clock jumps ahead by seconds to minutes: they end too soon.
+    BumpForward,
+    /// The clock flips back and forth.
+    Strobe,
+    /// The clock runs slow (x0.25 or x0.5).
+    Slow,
+    /// The clock runs fast (x2 or x4).
+    Fast,
+}
+
+impl ClockShape {
+    pub const ALL: [ClockShape; 6] = [
+        ClockShape::Nudge,
+        ClockShape::BumpBack,
+        ClockShape::BumpForward,
+        ClockShape::Strobe,
+        ClockShape::Slow,
+        ClockShape::Fast,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ClockShape::Nudge => "nudge",
+            ClockShape::BumpBack => "bump-back",
+            ClockShape::BumpForward => "bump-forward",
+            ClockShape::Strobe => "strobe",
+            ClockShape::Slow => "slow",
+            ClockShape::Fast => "fast",
+        }
+    }
+}
+
+impl fmt::Display for ClockShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl ClockSkew {
-    /// A random skew: a small or a large bump either way, a strobe, or a rate skew.
+    /// A random skew of any shape.
     pub fn random<R: Rng + ?Sized>(rng: &mut R) -> ClockSkew {
-        match rng.random_range(0..4u32) {
-            // Small bumps (tens to hundreds of ms) are what leases are most sensitive to.
-            0 => {
+        ClockSkew::random_of(rng, &[])
+    }
+
+    /// A random skew of one of `shapes` (any shape when empty).
+    pub fn random_of<R: Rng + ?Sized>(rng: &mut R, shapes: &[ClockShape]) -> ClockSkew {
+        let shapes = if shapes.is_empty() {
+            &ClockShape::ALL[..]
+        } else {
+            shapes
+        };
+        let shape = shapes[rng.random_range(0..shapes.len())];
+        match shape {
+            ClockShape::Nudge => {
                 let magnitude = rng.random_range(20..=800);
                 ClockSkew::Bump {
                     offset_ms: signed(rng, magnitude),
                 }
             }
-            1 => {
-                let magnitude = rng.random_range(1_000..=MAX_BUMP_MS);
-                ClockSkew::Bump {
-                    offset_ms: signed(rng, magnitude),
-                }
-            }
-            2 => {
+            ClockShape::BumpBack => ClockSkew::Bump {
+                offset_ms: -rng.random_range(1_000..=MAX_BUMP_MS),
+            },
+            ClockShape::BumpForward => ClockSkew::Bump {
+                offset_ms: rng.random_range(1_000..=MAX_BUMP_MS),
+            },
+            ClockShape::Strobe => {
                 let magnitude = rng.random_range(100..=60_000);
                 ClockSkew::Strobe {
                     delta_ms: signed(rng, magnitude),
                     period_ms: rng.random_range(10..=200),
                 }
             }
-            _ => ClockSkew::Rate {
-                rate: RATES[rng.random_range(0..RATES.len())],
+            ClockShape::Slow => ClockSkew::Rate {
+                rate: SLOW_RATES[rng.random_range(0..SLOW_RATES.len())],
+            },
+            ClockShape::Fast => ClockSkew::Rate {
+                rate: FAST_RATES[rng.random_range(0..FAST_RATES.len())],
             },
         }
     }
@@ -157,11 +220,41 @@ mod tests {
                     strobes += 1;
                 }
                 ClockSkew::Rate { rate } => {
-                    assert!(RATES.contains(&rate));
+                    assert!(SLOW_RATES.contains(&rate) || FAST_RATES.contains(&rate));
                     rates += 1;
                 }
             }
         }
         assert!(bumps > 0 && strobes > 0 && rates > 0);
+    }
+
+    #[test]
+    fn narrowed_skews_keep_to_their_shapes() {
+        let mut rng = StdRng::seed_from_u64(8);
+        let (mut back, mut ahead) = (0, 0);
+        for _ in 0..200 {
+            match ClockSkew::random_of(&mut rng, &[ClockShape::BumpBack]) {
+                ClockSkew::Bump { offset_ms } => {
+                    assert!((-MAX_BUMP_MS..=-1_000).contains(&offset_ms));
+                }
+                other => panic!("bump-back drew {other}"),
+            }
+            match ClockSkew::random_of(&mut rng, &[ClockShape::Nudge]) {
+                ClockSkew::Bump { offset_ms } if offset_ms < 0 => {
+                    assert!(offset_ms >= -800);
+                    back += 1;
+                }
+                ClockSkew::Bump { offset_ms } => {
+                    assert!((20..=800).contains(&offset_ms));
+                    ahead += 1;
+                }
+                other => panic!("nudge drew {other}"),
+            }
+            match ClockSkew::random_of(&mut rng, &[ClockShape::Slow, ClockShape::Fast]) {
+                ClockSkew::Rate { rate } => assert!(rate != 1.0),
+                other => panic!("slow/fast drew {other}"),
+            }
+        }
+        assert!(back > 0 && ahead > 0);
     }
 }

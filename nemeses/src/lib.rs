@@ -7,9 +7,11 @@ pub mod nemesis;
 pub mod netem;
 pub mod schedule;
 
-pub use clock::{faketime_spec, ClockSkew};
+pub use clock::{faketime_spec, ClockShape, ClockSkew};
 pub use cluster::{Cluster, ClusterError, Node, NodeId};
 pub use grudge::Grudge;
-pub use nemesis::{ActiveFault, DiskFault, FaultKind, LeaderProbe, Nemesis, PartitionShape};
+pub use nemesis::{
+    parse_names, ActiveFault, DiskFault, FaultKind, LeaderProbe, Nemesis, PartitionShape, Shapes,
+};
 pub use netem::{NetemSpec, PacketCaps, PacketFault};
 pub use schedule::{EventLog, Schedule, ScheduleConfig, ScheduleReport};

@@ -46,7 +46,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::task::AbortHandle;
 
-use crate::clock::ClockSkew;
+use crate::clock::{ClockShape, ClockSkew};
 use crate::cluster::{Cluster, ClusterError, NodeId};
 use crate::grudge::Grudge;
 use crate::netem::{NetemSpec, PacketCaps, PacketFault};
@@ -136,7 +136,8 @@ impl FromStr for FaultKind {
 }
 
 /// The shapes a partition can take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PartitionShape {
     RandomHalves,
     IsolateOne,
@@ -166,6 +167,73 @@ impl PartitionShape {
             PartitionShape::OneWay => "one-way",
         }
     }
+}
+
+impl fmt::Display for PartitionShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Narrows what the nemesis draws within a fault kind, as Jepsen's nemesis package takes
+/// targets per fault: a test aimed at one kind of bug can make the fault that exposes it
+/// the only one drawn. An empty list means every shape.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Shapes {
+    pub partition: Vec<PartitionShape>,
+    pub clock: Vec<ClockShape>,
+}
+
+impl Shapes {
+    pub fn is_empty(&self) -> bool {
+        self.partition.is_empty() && self.clock.is_empty()
+    }
+}
+
+/// `partition: isolate-leader; clock: bump-back`, naming only the narrowed kinds (empty
+/// when nothing is narrowed).
+impl fmt::Display for Shapes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list<T: fmt::Display>(items: &[T]) -> String {
+            items
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        let mut parts = Vec::new();
+        if !self.partition.is_empty() {
+            parts.push(format!("partition: {}", list(&self.partition)));
+        }
+        if !self.clock.is_empty() {
+            parts.push(format!("clock: {}", list(&self.clock)));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// Parses a comma-separated list of the names of `all` (`what` names them in the error),
+/// dropping repeats.
+pub fn parse_names<T: Copy + PartialEq + fmt::Display>(
+    s: &str,
+    all: &[T],
+    what: &str,
+) -> Result<Vec<T>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some(&found) = all.iter().find(|x| x.to_string() == part) else {
+            let known: Vec<String> = all.iter().map(ToString::to_string).collect();
+            return Err(format!(
+                "unknown {what} {part:?}; expected a comma-separated list of: {}",
+                known.join(", ")
+            ));
+        };
+        if !out.contains(&found) {
+            out.push(found);
+        }
+    }
+    Ok(out)
 }
 
 /// What a disk fault does.
@@ -375,6 +443,8 @@ pub struct Nemesis<C: Cluster + ?Sized> {
     strobes: BTreeMap<NodeId, AbortHandle>,
     /// What the cluster can do with packet faults, once asked.
     packet_caps: Option<PacketCaps>,
+    /// Shapes to draw from (all when empty).
+    shapes: Shapes,
 }
 
 /// Runs a cluster call with the nemesis's time bound.
@@ -428,7 +498,14 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
             skewed: BTreeSet::new(),
             strobes: BTreeMap::new(),
             packet_caps: None,
+            shapes: Shapes::default(),
         }
+    }
+
+    /// Draws partitions and clock faults only of these shapes.
+    pub fn with_shapes(mut self, shapes: Shapes) -> Nemesis<C> {
+        self.shapes = shapes;
+        self
     }
 
     fn node_ids(&self) -> Vec<NodeId> {
@@ -510,7 +587,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
             }
             FaultKind::Netem => self.start_netem(&nodes, random_node).await,
             FaultKind::Clock => {
-                let skew = ClockSkew::random(&mut self.rng);
+                let skew = ClockSkew::random_of(&mut self.rng, &self.shapes.clock);
                 // A leader with a wrong clock is where clock bugs bite (leases); include it.
                 // Every node at once (as an NTP server gone wrong would do) also catches
                 // whichever node leads next.
@@ -611,14 +688,18 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
         nodes: &[NodeId],
         random_node: NodeId,
     ) -> Result<ActiveFault, ClusterError> {
-        // Isolating the leader is drawn three times as often as each other shape: most
-        // consensus bugs (stale reads, lost acknowledgements, leases) live in a leader
-        // that cannot reach its followers.
-        let weighted = PartitionShape::ALL
-            .iter()
-            .chain([PartitionShape::IsolateLeader; 2].iter())
-            .copied()
-            .collect::<Vec<_>>();
+        // By default isolating the leader is drawn three times as often as each other
+        // shape: most consensus bugs (stale reads, lost acknowledgements, leases) live in a
+        // leader that cannot reach its followers.
+        let weighted = if self.shapes.partition.is_empty() {
+            PartitionShape::ALL
+                .iter()
+                .chain([PartitionShape::IsolateLeader; 2].iter())
+                .copied()
+                .collect::<Vec<_>>()
+        } else {
+            self.shapes.partition.clone()
+        };
         let mut shape = *weighted
             .choose(&mut self.rng)
             .unwrap_or(&PartitionShape::RandomHalves);
@@ -1093,5 +1174,73 @@ mod tests {
             .unwrap()
             .iter()
             .all(|(_, f)| f.to.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn narrowed_shapes_are_the_only_ones_drawn() {
+        let cluster = PacketCluster::new(5, PacketCaps::ALL);
+        let shapes = Shapes {
+            partition: vec![PartitionShape::Bridge, PartitionShape::OneWay],
+            clock: vec![ClockShape::BumpBack],
+        };
+        let mut nemesis = Nemesis::new(cluster.clone(), None, 9).with_shapes(shapes);
+        let mut seen = BTreeSet::new();
+        for _ in 0..40 {
+            let fault = nemesis
+                .start(FaultKind::Partition)
+                .await
+                .expect("partition");
+            match &fault {
+                ActiveFault::Partition { shape, .. } => {
+                    assert!(
+                        matches!(shape, PartitionShape::Bridge | PartitionShape::OneWay),
+                        "drew {shape}"
+                    );
+                    seen.insert(shape.name());
+                }
+                other => panic!("not a partition: {other}"),
+            }
+            nemesis.stop(&fault).await.expect("heal");
+            let fault = nemesis.start(FaultKind::Clock).await.expect("clock");
+            match &fault {
+                ActiveFault::Clock {
+                    skew: ClockSkew::Bump { offset_ms },
+                    ..
+                } => assert!(*offset_ms < 0, "a bump forward: {offset_ms}"),
+                other => panic!("not a bump back: {other}"),
+            }
+            nemesis.stop(&fault).await.expect("reset");
+        }
+        assert_eq!(seen.len(), 2, "both shapes drawn: {seen:?}");
+    }
+
+    #[test]
+    fn shape_lists_parse_and_name_the_known_ones() {
+        assert_eq!(
+            parse_names(
+                "isolate-leader, one-way,isolate-leader",
+                &PartitionShape::ALL,
+                "x"
+            ),
+            Ok(vec![PartitionShape::IsolateLeader, PartitionShape::OneWay])
+        );
+        assert_eq!(
+            parse_names("bump-back", &ClockShape::ALL, "clock skew"),
+            Ok(vec![ClockShape::BumpBack])
+        );
+        let shapes = Shapes {
+            partition: vec![PartitionShape::IsolateLeader, PartitionShape::Bridge],
+            clock: vec![ClockShape::BumpBack],
+        };
+        assert_eq!(
+            shapes.to_string(),
+            "partition: isolate-leader, bridge; clock: bump-back"
+        );
+        assert_eq!(Shapes::default().to_string(), "");
+        let err = parse_names("bump-back,sideways", &ClockShape::ALL, "clock skew").unwrap_err();
+        assert!(
+            err.contains("unknown clock skew \"sideways\"") && err.contains("strobe"),
+            "{err}"
+        );
     }
 }

@@ -71,7 +71,12 @@ pub fn run(args: TestAllArgs) -> ExitCode {
     let cells = matrix::select(matrix::default_matrix(), &args.only);
     if args.list {
         for c in &cells {
-            println!("{:<44} expect {}", c.name, c.expect.name());
+            let narrowed = if c.shapes.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", c.shapes)
+            };
+            println!("{:<44} expect {}{narrowed}", c.name, c.expect.name());
         }
         return ExitCode::SUCCESS;
     }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use faultline_nemeses::FaultKind;
+use faultline_nemeses::{parse_names, ClockShape, FaultKind, PartitionShape, Shapes};
 use faultline_workloads::Workload;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,9 @@ pub struct TestConfig {
     /// Fault kinds the nemesis draws from; empty: no faults.
     pub nemesis: Vec<FaultKind>,
     pub nemesis_interval_ms: u64,
+    /// Partition and clock-skew shapes the nemesis draws from (all when empty).
+    #[serde(skip_serializing_if = "Shapes::is_empty")]
+    pub shapes: Shapes,
     pub nodes: u32,
     /// How long clients (and the nemesis) run, before healing and final reads.
     pub time_limit_ms: u64,
@@ -96,6 +99,7 @@ impl Default for TestConfig {
             backend: Backend::Docker,
             nemesis: vec![FaultKind::Partition, FaultKind::Kill],
             nemesis_interval_ms: 10_000,
+            shapes: Shapes::default(),
             nodes: 5,
             time_limit_ms: 60_000,
             rate_per_s: 100.0,
@@ -164,6 +168,22 @@ impl TestConfig {
         if !self.nemesis.is_empty() && self.nemesis_interval_ms == 0 {
             return bad("nemesis interval must be positive".into());
         }
+        for (given, kind, flag) in [
+            (
+                !self.shapes.partition.is_empty(),
+                FaultKind::Partition,
+                "--partition-shapes",
+            ),
+            (
+                !self.shapes.clock.is_empty(),
+                FaultKind::Clock,
+                "--clock-skews",
+            ),
+        ] {
+            if given && !self.nemesis.contains(&kind) {
+                return bad(format!("{flag} needs {kind} in --nemesis"));
+            }
+        }
         let name = self.test_name();
         if name.is_empty()
             || name.len() > 100
@@ -199,6 +219,22 @@ fn parse_nemesis(s: &str) -> Result<NemesisList, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A `--partition-shapes` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionShapes(pub Vec<PartitionShape>);
+
+fn parse_partition_shapes(s: &str) -> Result<PartitionShapes, String> {
+    parse_names(s, &PartitionShape::ALL, "partition shape").map(PartitionShapes)
+}
+
+/// A `--clock-skews` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClockShapes(pub Vec<ClockShape>);
+
+fn parse_clock_shapes(s: &str) -> Result<ClockShapes, String> {
+    parse_names(s, &ClockShape::ALL, "clock skew").map(ClockShapes)
+}
+
 fn parse_workload(s: &str) -> Result<Workload, String> {
     s.parse()
         .map_err(|e: faultline_workloads::workload::UnknownWorkload| e.to_string())
@@ -222,6 +258,14 @@ pub struct TestArgs {
     /// Time between starting a fault and stopping it (and between faults).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub nemesis_interval: Duration,
+    /// Partitions to draw, comma-separated: random-halves, isolate-one, isolate-leader,
+    /// majorities-ring, bridge, one-way (default: all, isolate-leader weighted x3).
+    #[arg(long, value_parser = parse_partition_shapes, value_name = "SHAPE,...")]
+    pub partition_shapes: Option<PartitionShapes>,
+    /// Clock faults to draw, comma-separated: nudge (±20-800 ms), bump-back, bump-forward
+    /// (1 s to 5 min), strobe, slow, fast (default: all).
+    #[arg(long, value_parser = parse_clock_shapes, value_name = "SKEW,...")]
+    pub clock_skews: Option<ClockShapes>,
     /// Nodes in the cluster.
     #[arg(long, default_value_t = 5)]
     pub nodes: u32,
@@ -284,6 +328,14 @@ impl TestArgs {
             backend: self.backend,
             nemesis: self.nemesis.0.clone(),
             nemesis_interval_ms: millis(self.nemesis_interval),
+            shapes: Shapes {
+                partition: self
+                    .partition_shapes
+                    .clone()
+                    .map(|s| s.0)
+                    .unwrap_or_default(),
+                clock: self.clock_skews.clone().map(|s| s.0).unwrap_or_default(),
+            },
             nodes: self.nodes,
             time_limit_ms: millis(self.time_limit),
             rate_per_s: self.rate,
@@ -335,6 +387,40 @@ mod tests {
         assert_eq!(c.seed, 7);
         assert_eq!(c.test_name(), "raftkv-register");
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn shape_flags_narrow_the_nemesis_and_need_their_kind() {
+        let c = parse(&[
+            "--nemesis",
+            "clock,partition",
+            "--partition-shapes",
+            "isolate-leader,one-way",
+            "--clock-skews",
+            "bump-back",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.shapes.partition,
+            vec![PartitionShape::IsolateLeader, PartitionShape::OneWay]
+        );
+        assert_eq!(c.shapes.clock, vec![ClockShape::BumpBack]);
+        assert!(c.validate().is_ok());
+        // Written to config.json, so the run can be repeated from it.
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["shapes"]["clock"], serde_json::json!(["bump-back"]));
+        let back: TestConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back.shapes, c.shapes);
+
+        let orphan = parse(&["--nemesis", "kill", "--clock-skews", "strobe"]).unwrap();
+        let err = orphan.validate().unwrap_err().to_string();
+        assert!(err.contains("--clock-skews needs clock"), "{err}");
+        let err = parse(&["--partition-shapes", "isolate-leader,zigzag"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown partition shape \"zigzag\""),
+            "{err}"
+        );
     }
 
     #[test]

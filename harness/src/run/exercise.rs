@@ -141,7 +141,7 @@ pub async fn exercise(
         ids: nodes.iter().map(|n| n.id).collect(),
     });
     let schedule = Schedule::new(
-        Nemesis::new(cluster.clone(), Some(probe), config.seed),
+        Nemesis::new(cluster.clone(), Some(probe), config.seed).with_shapes(config.shapes.clone()),
         ScheduleConfig {
             kinds: config.nemesis.clone(),
             interval: Duration::from_millis(config.nemesis_interval_ms),
@@ -160,10 +160,15 @@ pub async fn exercise(
     let (nemesis_stop, nemesis_rx) = watch::channel(false);
     let started = Instant::now();
     dir.log(&format!(
-        "workload {} for {} ms; nemesis {:?} every {} ms; seed {}",
+        "workload {} for {} ms; nemesis {:?}{} every {} ms; seed {}",
         config.workload,
         config.time_limit_ms,
         config.nemesis,
+        if config.shapes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", config.shapes)
+        },
         config.nemesis_interval_ms,
         config.seed
     ));

@@ -12,21 +12,13 @@ use std::time::Duration;
 const MATRIX_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 
 /// Cells left out of the CI matrix, with why (each one is still in `faultline test-all`).
-pub const LEFT_OUT: &[(&str, &str)] = &[
-    (
-        "old-term-commit",
-        "not found in 5 tries of 15 s: the Figure-8 interleaving needs a leader to crash \
+pub const LEFT_OUT: &[(&str, &str)] = &[(
+    "old-term-commit",
+    "not found in 5 tries of 15 s: the Figure-8 interleaving needs a leader to crash \
          between replicating an old-term entry to a majority and replicating its own no-op, \
          and the overwritten entry to be read before and after; found by raftkv's \
          simulation (tests/sim_bugs.rs) and model check (tests/model_check.rs)",
-    ),
-    (
-        "lease-clock",
-        "not found in 24 tries of 15 s (clock+partition): the leader must be cut off while \
-         its own clock reads behind a time it already saw, and clock faults reset after \
-         1-3 s; found by raftkv's simulation (tests/sim_bugs.rs) and a core unit test",
-    ),
-];
+)];
 
 /// Runs every cell not in [`LEFT_OUT`] on `backend` (`docker` or `local`) with `raftkv`.
 pub async fn run_matrix(backend: &str, raftkv: &Path) {
