@@ -602,7 +602,10 @@ fn corrupt_wal_tail(
     pick: u8,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     use std::io::{Read, Seek, SeekFrom, Write};
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(wal_dir)?
+    // etcd keeps its WAL elsewhere (`member/wal/*.wal`): a disk fault on it fails here,
+    // naming the folder, as the Docker backend's does.
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(wal_dir)
+        .map_err(|e| format!("no raftkv WAL at {}: {e}", wal_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
