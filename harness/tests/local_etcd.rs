@@ -18,18 +18,20 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::local::attribute::parse_socket_table;
-use faultline::local::{LocalCluster, LocalClusterConfig, LocalProgram};
+use faultline::local::attribute::{read_socket_tables, socket_inodes};
+use faultline::local::{LocalCluster, LocalProgram};
 use faultline::run::config::Target;
 use faultline::run::TestConfig;
 use faultline::target::{driver, TargetClient};
 use faultline_checker::{EventType, Value};
 use faultline_nemeses::{Cluster, Grudge, NodeId};
 use faultline_workloads::{Client, Completion, Request};
+
+mod local_common;
+use local_common::{bounded, processes_under, start_cluster, Run};
 
 /// Upper bound of one cluster test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(150);
@@ -54,12 +56,6 @@ fn etcd_or_skip() -> Option<PathBuf> {
     }
 }
 
-async fn bounded<F: std::future::Future<Output = ()>>(limit: Duration, test: F) {
-    tokio::time::timeout(limit, test)
-        .await
-        .expect("test exceeded its time limit");
-}
-
 const IDS: [u32; 3] = [1, 2, 3];
 
 struct Fixture {
@@ -69,22 +65,8 @@ struct Fixture {
 
 impl Fixture {
     async fn start(etcd: &Path) -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = LocalClusterConfig {
-            nodes: 3,
-            program: LocalProgram::etcd(etcd),
-            root: dir.path().join("nodes"),
-            clock_faults: false,
-        };
-        let cluster = LocalCluster::create(&config).await.expect("cluster starts");
-        cluster
-            .wait_listening(20_000)
-            .await
-            .expect("members listen");
-        Fixture {
-            cluster: Arc::new(cluster),
-            _dir: dir,
-        }
+        let (cluster, dir) = start_cluster(LocalProgram::etcd(etcd), false).await;
+        Fixture { cluster, _dir: dir }
     }
 
     /// The etcd client used in runs, speaking to the members `ids` only.
@@ -244,34 +226,14 @@ async fn an_isolated_member_stops_serving_until_heal_while_the_majority_writes()
 
 /// The inodes of `pid`'s established TCP sockets connected to `remote`.
 fn sockets_to(pid: i32, remote: SocketAddr) -> BTreeSet<u64> {
-    let mut held = BTreeSet::new();
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+    let held = socket_inodes(pid);
+    read_socket_tables()
+        .expect("socket tables")
         .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if let Ok(target) = std::fs::read_link(fd.path()) {
-            let t = target.to_string_lossy();
-            if let Some(inode) = t
-                .strip_prefix("socket:[")
-                .and_then(|r| r.strip_suffix(']'))
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                held.insert(inode);
-            }
-        }
-    }
-    let mut found = BTreeSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = std::fs::read_to_string(table).unwrap_or_default();
-        for e in parse_socket_table(&text) {
-            // 1: established.
-            if e.state == 1 && e.remote == remote && held.contains(&e.inode) {
-                found.insert(e.inode);
-            }
-        }
-    }
-    found
+        // 1: established.
+        .filter(|e| e.state == 1 && e.remote == remote && held.contains(&e.inode))
+        .map(|e| e.inode)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,26 +332,6 @@ async fn a_one_way_cut_resets_only_the_connections_its_sender_opened() {
     .await;
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    results: Option<serde_json::Value>,
-    run_dir: Option<PathBuf>,
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        let tail: Vec<&str> = self.stderr.lines().rev().take(30).collect();
-        format!(
-            "exit {:?}\nstdout: {}\nstderr (tail, newest first):\n{}",
-            self.code,
-            self.stdout,
-            tail.join("\n")
-        )
-    }
-}
-
 /// `faultline test --backend local --target etcd` (3 nodes) with `extra` flags, results
 /// under `results`.
 async fn run_local_etcd(results: &Path, extra: &[&str]) -> Run {
@@ -417,41 +359,9 @@ async fn run_local_etcd(results: &Path, extra: &[&str]) -> Run {
     .collect();
     args.extend(["--results-dir".into(), results.display().to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start faultline");
-    let out = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("faultline test exceeded its time limit")
-        .expect("faultline output");
-    let latest = results.join("latest");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        results: std::fs::read_to_string(latest.join("results.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok()),
-        run_dir: std::fs::canonicalize(&latest).ok(),
-    }
-}
-
-/// etcd processes whose command line mentions `dir`.
-fn etcds_under(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("etcd") && cmdline.contains(&needle) {
-            found.push(cmdline);
-        }
-    }
-    found
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_faultline"));
+    command.args(&args);
+    Run::wait(command, &results.join("latest"), RUN_TIMEOUT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -521,8 +431,8 @@ async fn faultline_test_local_etcd_is_valid_under_partition_kill_pause() {
     assert!(log.contains("backend: local"), "{log}");
     assert!(log.contains("attributed per sender"), "{log}");
     assert!(
-        etcds_under(&dir).is_empty(),
+        processes_under("etcd", &dir).is_empty(),
         "members outlived the run: {:?}",
-        etcds_under(&dir)
+        processes_under("etcd", &dir)
     );
 }

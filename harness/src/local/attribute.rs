@@ -12,7 +12,7 @@
 //! apart (a socket is listed once `connect` returns, so a retry only covers a racing
 //! restart), inside a caller's timeout.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -133,45 +133,59 @@ pub fn parse_socket_table(text: &str) -> Vec<SocketEntry> {
         .collect()
 }
 
-/// The inode of the open socket whose local address is `peer` and whose remote address is
-/// `local`: the other end of a connection we accepted on `local` from `peer`.
-pub fn client_socket_inode(peer: SocketAddr, local: SocketAddr) -> Result<u64, AttributeError> {
+/// Every TCP socket of this network namespace, IPv4 then IPv6.
+pub fn read_socket_tables() -> Result<Vec<SocketEntry>, AttributeError> {
+    let mut entries = Vec::new();
     for path in SOCKET_TABLES {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        match std::fs::read_to_string(path) {
+            Ok(text) => entries.extend(parse_socket_table(&text)),
             // No IPv6 in this kernel: nothing to find there.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
                 return Err(AttributeError::Proc {
                     path: path.into(),
                     source,
                 })
             }
-        };
-        // A reused 4-tuple can leave an older time-wait row (inode 0) beside the live one.
-        if let Some(e) = parse_socket_table(&text)
-            .into_iter()
-            .find(|e| e.local == peer && e.remote == local && e.inode != 0)
-        {
-            return Ok(e.inode);
         }
     }
-    Err(AttributeError::NoSocket { peer, local })
+    Ok(entries)
 }
 
-/// The member among `pids` with a descriptor for socket `inode`. A process that exited
-/// meanwhile has no fd folder and is skipped.
+/// The inode of the open socket whose local address is `peer` and whose remote address is
+/// `local`: the other end of a connection we accepted on `local` from `peer`.
+pub fn client_socket_inode(peer: SocketAddr, local: SocketAddr) -> Result<u64, AttributeError> {
+    // A reused 4-tuple can leave an older time-wait row (inode 0) beside the live one.
+    read_socket_tables()?
+        .into_iter()
+        .find(|e| e.local == peer && e.remote == local && e.inode != 0)
+        .map(|e| e.inode)
+        .ok_or(AttributeError::NoSocket { peer, local })
+}
+
+/// The inodes of the sockets `pid` holds a descriptor for (none once it exited).
+pub fn socket_inodes(pid: i32) -> BTreeSet<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return BTreeSet::new();
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|fd| {
+            let target = std::fs::read_link(fd.path()).ok()?;
+            target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// The member among `pids` with a descriptor for socket `inode`.
 pub fn holder_of(inode: u64, pids: &[(NodeId, i32)]) -> Option<NodeId> {
-    let wanted = format!("socket:[{inode}]");
-    pids.iter().find_map(|&(id, pid)| {
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-        fds.filter_map(Result::ok)
-            .any(|fd| {
-                std::fs::read_link(fd.path())
-                    .is_ok_and(|target| target.as_os_str() == wanted.as_str())
-            })
-            .then_some(id)
-    })
+    pids.iter()
+        .find(|(_, pid)| socket_inodes(*pid).contains(&inode))
+        .map(|(id, _)| *id)
 }
 
 /// One lookup: the socket's inode, then its holder.
