@@ -1,8 +1,8 @@
 //! Starting the cluster for a run on the backend the config names (`--backend`): the local
 //! backend (raftkv, or the etcd on the PATH, as processes on loopback, see
-//! [`crate::local`]) is started here; Docker is
-//! [`super::docker`]. `auto` uses Docker when the daemon answers and local processes
-//! otherwise; `docker` with no daemon fails with a message that suggests `--backend local`.
+//! [`crate::local`]) is started here; Docker is [`super::docker`]. `auto` uses Docker when
+//! the daemon answers and local processes otherwise; `docker` with no daemon fails with a
+//! message that suggests `--backend local`.
 
 use std::sync::Arc;
 
@@ -92,17 +92,10 @@ pub async fn start_local(
     dir: &RunDir,
     progress: &LiveProgress,
 ) -> anyhow::Result<Arc<LocalCluster>> {
+    // `TestConfig::validate` has done this for a run; it keeps a direct caller from
+    // starting a target with faults it refuses (etcd and clock faults).
+    crate::target::validate(config).map_err(anyhow::Error::msg)?;
     let driver = crate::target::driver(config.target);
-    // `TestConfig::validate` refuses these too; this keeps a direct caller honest.
-    for &kind in &config.nemesis {
-        if let Some(why) = driver.refuses(kind) {
-            anyhow::bail!(
-                "the {} nemesis cannot be used with --target {}: {why}",
-                kind.name(),
-                driver.name()
-            );
-        }
-    }
     let program = match config.target {
         Target::Raftkv => raftkv_program(config, dir, progress).await?,
         Target::Etcd => {
