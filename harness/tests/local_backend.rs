@@ -9,13 +9,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faultline::image::default_raftkv_binary;
-use faultline::local::{LocalCluster, LocalClusterConfig, LocalProgram};
+use faultline::local::{LocalCluster, LocalProgram};
 use faultline_nemeses::{Cluster, ClusterError, Grudge, NetemSpec, NodeId, PacketFault};
+
+mod local_common;
+use local_common::{bounded, processes_under, start_cluster, Run};
 
 /// Upper bound of one fault test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -32,12 +34,6 @@ fn raftkv_or_skip() -> Option<PathBuf> {
         eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
     }
     binary
-}
-
-async fn bounded<F: std::future::Future<Output = ()>>(limit: Duration, test: F) {
-    tokio::time::timeout(limit, test)
-        .await
-        .expect("test exceeded its time limit");
 }
 
 fn http() -> reqwest::Client {
@@ -76,19 +72,8 @@ impl Fixture {
     }
 
     async fn start_program(program: LocalProgram) -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = LocalClusterConfig {
-            nodes: 3,
-            program,
-            root: dir.path().join("nodes"),
-            clock_faults: true,
-        };
-        let cluster = LocalCluster::create(&config).await.expect("cluster starts");
-        cluster.wait_listening(20_000).await.expect("nodes listen");
-        Fixture {
-            cluster: Arc::new(cluster),
-            _dir: dir,
-        }
+        let (cluster, dir) = start_cluster(program, true).await;
+        Fixture { cluster, _dir: dir }
     }
 
     fn addr(&self, id: u32) -> SocketAddr {
@@ -468,18 +453,6 @@ async fn clock_skews_only_the_wall_clock_or_is_unsupported() {
     .await;
 }
 
-fn faultline_exe() -> &'static str {
-    env!("CARGO_BIN_EXE_faultline")
-}
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    results: Option<serde_json::Value>,
-    run_dir: Option<PathBuf>,
-}
-
 /// Runs `faultline test --backend local` (3 nodes, short) with `extra` flags.
 async fn run_local(raftkv: &Path, results: &Path, extra: &[&str], env: &[(&str, &str)]) -> Run {
     let mut args: Vec<String> = [
@@ -505,56 +478,12 @@ async fn run_local(raftkv: &Path, results: &Path, extra: &[&str], env: &[(&str, 
     // directory the nodes run in.
     args.extend(["--results-dir".into(), "runs".into()]);
     args.extend(extra.iter().map(|s| s.to_string()));
-    let child = tokio::process::Command::new(faultline_exe())
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_faultline"));
+    command
         .args(&args)
         .envs(env.iter().copied())
-        .current_dir(results)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start faultline");
-    let out = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("faultline test exceeded its time limit")
-        .expect("faultline output");
-    let latest = results.join("runs").join("latest");
-    let results_json = std::fs::read_to_string(latest.join("results.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        results: results_json,
-        run_dir: std::fs::canonicalize(&latest).ok(),
-    }
-}
-
-impl Run {
-    fn describe(&self) -> String {
-        let tail: Vec<&str> = self.stderr.lines().rev().take(30).collect();
-        format!(
-            "exit {:?}\nstdout: {}\nstderr (tail, newest first):\n{}",
-            self.code,
-            self.stdout,
-            tail.join("\n")
-        )
-    }
-}
-
-/// Raftkv processes whose command line mentions `dir` (a run's folder).
-fn processes_under(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("raftkv") && cmdline.contains(&needle) {
-            found.push(cmdline);
-        }
-    }
-    found
+        .current_dir(results);
+    Run::wait(command, &results.join("runs").join("latest"), RUN_TIMEOUT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -605,9 +534,9 @@ async fn faultline_test_local_is_valid_under_partition_kill_pause() {
     let log = std::fs::read_to_string(dir.join("faultline.log")).unwrap();
     assert!(log.contains("backend: local"), "{log}");
     assert!(
-        processes_under(&dir).is_empty(),
+        processes_under("raftkv", &dir).is_empty(),
         "nodes outlived the run: {:?}",
-        processes_under(&dir)
+        processes_under("raftkv", &dir)
     );
 }
 

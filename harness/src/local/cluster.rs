@@ -4,11 +4,20 @@
 //! Node `nK` listens for clients on `127.0.0.(10+K):<free port>` and keeps its data in
 //! `<root>/nK/data`, its output in `<root>/nK/server.log` (`<root>` is the run's `nodes/`
 //! folder, so logs need no copying). Clients connect to nodes directly. Peer traffic goes
-//! through one [`LinkProxy`] per directed pair: node A is started with, as B's address, the
-//! proxy of the link A -> B, so partitions and packet faults are the proxies' state (see
-//! `proxy.rs` for how a cut matches iptables `DROP`). Like the Docker backend's firewall,
-//! the proxies belong to the "network", not to the processes: a killed or paused node keeps
-//! its partition, and a restarted one finds it still in place.
+//! through one [`LinkProxy`] per directed pair, so partitions and packet faults are the
+//! proxies' state (see `proxy.rs` for how a cut matches iptables `DROP`). How a node's
+//! connections reach the right link depends on the program's [`Peering`]:
+//!
+//! - [`Peering::PerLink`] (raftkv): node A is started with, as B's address, the proxy of
+//!   the link A -> B.
+//! - [`Peering::Shared`] (etcd): every node is given the same peer list, so B has one
+//!   advertised peer address, a [`DestinationProxy`] that attributes each connection to
+//!   the member that opened it (through the kernel's socket table) and relays it into the
+//!   link proxy A -> B. B's own peer listener is on another port of its address.
+//!
+//! Like the Docker backend's firewall, the proxies belong to the "network", not to the
+//! processes: a killed or paused node keeps its partition, and a restarted one finds it
+//! still in place.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
@@ -20,6 +29,8 @@ use async_trait::async_trait;
 use faultline_nemeses::clock::faketime_spec;
 use faultline_nemeses::{Cluster, ClusterError, Grudge, Node, NodeId, PacketCaps, PacketFault};
 
+use super::attribute::MemberPids;
+use super::destination::{DestinationProxy, Routes};
 use super::faketime;
 use super::process::{Launch, NodeProcess, ProcessError};
 use super::proxy::{DirectionFault, LinkFault, LinkProxy};
@@ -42,14 +53,53 @@ pub const PACKET_CAPS: PacketCaps = PacketCaps {
     per_link: true,
 };
 
+/// How a program's nodes find each other, which decides how their peer connections are
+/// routed through the link proxies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peering {
+    /// Each node gets its own peer list (`{peers}`), naming for every other node the proxy
+    /// of its link to it. Peers dial the node's client address (`{listen}`). raftkv.
+    PerLink,
+    /// Every node gets the same peer list (`{initial_cluster}`): one advertised peer
+    /// address per node (`{peer_advertise}`, its destination proxy), which attributes each
+    /// connection to its sender and relays it into that link's proxy. The node's own peer
+    /// listener is on `{peer_listen}`. etcd.
+    Shared,
+}
+
+/// Placeholders only [`Peering::PerLink`] fills.
+const PER_LINK_ONLY: [&str; 1] = ["{peers}"];
+/// Placeholders only [`Peering::Shared`] fills.
+const SHARED_ONLY: [&str; 3] = ["{peer_listen}", "{peer_advertise}", "{initial_cluster}"];
+
 /// The program each node runs. `args` may contain placeholders filled per node: `{id}`
-/// (1-based), `{name}`, `{ip}`, `{port}`, `{listen}` (`ip:port`), `{peers}`
-/// (`1=addr,2=addr,...`, this node's own address and the proxies for the others),
-/// `{data_dir}`.
+/// (1-based), `{name}`, `{ip}`, `{port}`, `{listen}` (`ip:port`, the client address),
+/// `{data_dir}`, and, by [`Peering`]:
+/// - `PerLink`: `{peers}` (`1=addr,2=addr,...`, this node's own address and the proxies
+///   for the others);
+/// - `Shared`: `{peer_listen}` (`ip:port` the node's peer listener binds),
+///   `{peer_advertise}` (`ip:port` of its destination proxy, where the others reach it)
+///   and `{initial_cluster}` (`n1=http://<advertised peer of n1>,n2=...`, the same for
+///   every node).
+///
+/// A placeholder of the other peering is refused when the cluster is created.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalProgram {
     pub program: PathBuf,
     pub args: Vec<String>,
+    pub peering: Peering,
+}
+
+/// What one node's arguments are filled with.
+struct Rendering<'a> {
+    id: NodeId,
+    name: &'a str,
+    addr: SocketAddr,
+    data_dir: &'a Path,
+    /// `{peers}` (per-link peering) or `{initial_cluster}` (shared).
+    peers: &'a str,
+    peer_listen: SocketAddr,
+    peer_advertise: SocketAddr,
 }
 
 impl LocalProgram {
@@ -74,27 +124,77 @@ impl LocalProgram {
         LocalProgram {
             program: binary.to_path_buf(),
             args,
+            peering: Peering::PerLink,
         }
     }
 
-    fn render(
-        &self,
-        id: NodeId,
-        name: &str,
-        addr: SocketAddr,
-        data_dir: &Path,
-        peers: &str,
-    ) -> Vec<String> {
+    /// etcd (3.4+) at `binary`: member `{name}`, clients on the node's address, its data
+    /// directly in the node's data folder, and peers through destination proxies. A
+    /// restarted member finds its data and ignores the initial-cluster flags.
+    pub fn etcd(binary: &Path) -> LocalProgram {
+        let args = [
+            "--name",
+            "{name}",
+            "--data-dir",
+            "{data_dir}",
+            "--listen-client-urls",
+            "http://{listen}",
+            "--advertise-client-urls",
+            "http://{listen}",
+            "--listen-peer-urls",
+            "http://{peer_listen}",
+            "--initial-advertise-peer-urls",
+            "http://{peer_advertise}",
+            "--initial-cluster",
+            "{initial_cluster}",
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            "faultline",
+        ];
+        LocalProgram {
+            program: binary.to_path_buf(),
+            args: args.iter().map(ToString::to_string).collect(),
+            peering: Peering::Shared,
+        }
+    }
+
+    /// Refuses placeholders the program's peering does not fill: left in, they would
+    /// reach the program literally.
+    fn check_placeholders(&self) -> Result<(), LocalError> {
+        let foreign: &[&str] = match self.peering {
+            Peering::PerLink => &SHARED_ONLY,
+            Peering::Shared => &PER_LINK_ONLY,
+        };
+        for p in foreign {
+            if self.args.iter().any(|a| a.contains(p)) {
+                return Err(LocalError::InvalidConfig(format!(
+                    "{p} is not filled for a program with {:?} peering",
+                    self.peering
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn render(&self, r: &Rendering<'_>) -> Vec<String> {
+        let (peers, initial_cluster) = match self.peering {
+            Peering::PerLink => (r.peers, ""),
+            Peering::Shared => ("", r.peers),
+        };
         self.args
             .iter()
             .map(|a| {
-                a.replace("{id}", &id.0.to_string())
-                    .replace("{name}", name)
-                    .replace("{ip}", &addr.ip().to_string())
-                    .replace("{port}", &addr.port().to_string())
-                    .replace("{listen}", &addr.to_string())
+                a.replace("{id}", &r.id.0.to_string())
+                    .replace("{name}", r.name)
+                    .replace("{ip}", &r.addr.ip().to_string())
+                    .replace("{port}", &r.addr.port().to_string())
+                    .replace("{listen}", &r.addr.to_string())
                     .replace("{peers}", peers)
-                    .replace("{data_dir}", &data_dir.display().to_string())
+                    .replace("{peer_listen}", &r.peer_listen.to_string())
+                    .replace("{peer_advertise}", &r.peer_advertise.to_string())
+                    .replace("{initial_cluster}", initial_cluster)
+                    .replace("{data_dir}", &r.data_dir.display().to_string())
             })
             .collect()
     }
@@ -137,8 +237,14 @@ pub enum LocalError {
 pub struct Member {
     pub id: NodeId,
     pub name: String,
-    /// Where the node listens for clients (and for peers, behind the proxies).
+    /// Where the node listens for clients (and, with per-link peering, for peers behind
+    /// the proxies).
     pub addr: SocketAddr,
+    /// Where the node's own peer listener is: `addr` with per-link peering, another port
+    /// of the same IP with shared peering. The link proxies to this node forward here.
+    pub peer_listen: SocketAddr,
+    /// With shared peering, where the other nodes reach this one (its destination proxy).
+    pub peer_advertise: Option<SocketAddr>,
     pub dir: PathBuf,
     pub data_dir: PathBuf,
     pub log: PathBuf,
@@ -161,6 +267,10 @@ pub struct LocalCluster {
     nodes: Vec<Node>,
     /// (from, to) -> the proxy `from` uses to reach `to`.
     links: BTreeMap<(NodeId, NodeId), LinkProxy>,
+    /// With shared peering, each node's advertised peer address (empty otherwise).
+    destinations: BTreeMap<NodeId, DestinationProxy>,
+    /// The members' running processes, for the destination proxies' attribution.
+    pids: MemberPids,
     faults: Mutex<NetworkFaults>,
     /// Why `clock` cannot work, when it cannot.
     clock_unsupported: Option<String>,
@@ -180,6 +290,17 @@ fn free_port(ip: Ipv4Addr) -> Result<u16, LocalError> {
         .map_err(io_err("reading a bound port"))
 }
 
+/// One node's addresses and folders, chosen before anything starts.
+struct Planned {
+    id: NodeId,
+    name: String,
+    addr: SocketAddr,
+    peer_listen: SocketAddr,
+    dir: PathBuf,
+    data_dir: PathBuf,
+    faketime_file: PathBuf,
+}
+
 impl LocalCluster {
     /// Starts every node's proxies and process. Returns once every process is spawned; see
     /// [`LocalCluster::wait_listening`]. On failure, whatever started is stopped (drop).
@@ -196,6 +317,8 @@ impl LocalCluster {
                 config.program.program.display()
             )));
         }
+        config.program.check_placeholders()?;
+        let shared = config.program.peering == Peering::Shared;
         let faketime_lib = if config.clock_faults {
             faketime::find_libfaketime()
         } else {
@@ -218,6 +341,11 @@ impl LocalCluster {
                 u8::try_from(IP_BASE + i).expect("i <= MAX_NODES"),
             );
             let addr = SocketAddr::from((ip, free_port(ip)?));
+            let peer_listen = if shared {
+                SocketAddr::from((ip, free_port(ip)?))
+            } else {
+                addr
+            };
             let dir = root.join(&name);
             let data_dir = dir.join("data");
             std::fs::create_dir_all(&data_dir)
@@ -225,46 +353,102 @@ impl LocalCluster {
             let faketime_file = dir.join("faketime.rc");
             faketime::write_spec(&faketime_file, &faketime_spec(0, 1.0, 0))
                 .map_err(io_err(format!("writing {}", faketime_file.display())))?;
-            planned.push((NodeId(i), name, addr, dir, data_dir, faketime_file));
+            planned.push(Planned {
+                id: NodeId(i),
+                name,
+                addr,
+                peer_listen,
+                dir,
+                data_dir,
+                faketime_file,
+            });
         }
         // The proxy for A -> B listens on B's address (another port), so logs read sensibly.
         let mut links = BTreeMap::new();
-        for (from, ..) in &planned {
-            for (to, _, to_addr, ..) in &planned {
-                if from == to {
+        for from in &planned {
+            for to in &planned {
+                if from.id == to.id {
                     continue;
                 }
-                let bind = SocketAddr::from((to_addr.ip(), 0));
-                let proxy = LinkProxy::start(bind, *to_addr)
+                let bind = SocketAddr::from((to.addr.ip(), 0));
+                let proxy = LinkProxy::start(bind, to.peer_listen)
                     .await
-                    .map_err(io_err(format!("starting the proxy {from} -> {to}")))?;
-                links.insert((*from, *to), proxy);
+                    .map_err(io_err(format!(
+                        "starting the proxy {} -> {}",
+                        from.id, to.id
+                    )))?;
+                links.insert((from.id, to.id), proxy);
             }
         }
+        let pids = MemberPids::default();
+        let mut destinations = BTreeMap::new();
+        if shared {
+            for to in &planned {
+                let routes = Routes {
+                    node: to.id,
+                    own: to.peer_listen,
+                    links: links
+                        .iter()
+                        .filter(|((_, b), _)| *b == to.id)
+                        .map(|((a, _), proxy)| (*a, proxy.listen_addr()))
+                        .collect(),
+                };
+                let bind = SocketAddr::from((to.addr.ip(), 0));
+                let dest = DestinationProxy::start(bind, routes, pids.clone())
+                    .await
+                    .map_err(io_err(format!("starting the peer address of {}", to.id)))?;
+                destinations.insert(to.id, dest);
+            }
+        }
+        let initial_cluster = planned
+            .iter()
+            .filter_map(|p| {
+                let dest = destinations.get(&p.id)?;
+                Some(format!("{}=http://{}", p.name, dest.listen_addr()))
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         let mut members = Vec::new();
-        for (id, name, addr, dir, data_dir, faketime_file) in planned {
-            let peers = links_peers(id, addr, &links);
-            let log = dir.join("server.log");
+        for p in planned {
+            let peer_advertise = destinations.get(&p.id).map(DestinationProxy::listen_addr);
+            let peers = if shared {
+                initial_cluster.clone()
+            } else {
+                links_peers(p.id, p.addr, &links)
+            };
+            let args = config.program.render(&Rendering {
+                id: p.id,
+                name: &p.name,
+                addr: p.addr,
+                data_dir: &p.data_dir,
+                peers: &peers,
+                peer_listen: p.peer_listen,
+                peer_advertise: peer_advertise.unwrap_or(p.addr),
+            });
+            let log = p.dir.join("server.log");
             let mut env = vec![("RUST_LOG".to_string(), "info".to_string())];
             if let Ok(lib) = &faketime_lib {
-                env.extend(faketime::env(lib, &faketime_file));
+                env.extend(faketime::env(lib, &p.faketime_file));
             }
             let launch = Launch {
                 program: config.program.program.clone(),
-                args: config.program.render(id, &name, addr, &data_dir, &peers),
+                args,
                 env,
                 log: log.clone(),
-                cwd: dir.clone(),
+                cwd: p.dir.clone(),
             };
             let process = NodeProcess::spawn(launch)?;
+            pids.set(p.id, process.pid());
             members.push(Member {
-                id,
-                name,
-                addr,
-                dir,
-                data_dir,
+                id: p.id,
+                name: p.name,
+                addr: p.addr,
+                peer_listen: p.peer_listen,
+                peer_advertise,
+                dir: p.dir,
+                data_dir: p.data_dir,
                 log,
-                faketime_file,
+                faketime_file: p.faketime_file,
                 clock: Mutex::new((0, 1.0)),
                 process: tokio::sync::Mutex::new(process),
             });
@@ -281,6 +465,8 @@ impl LocalCluster {
             members,
             nodes,
             links,
+            destinations,
+            pids,
             faults: Mutex::new(NetworkFaults::default()),
             clock_unsupported: faketime_lib.err(),
         })
@@ -297,9 +483,18 @@ impl LocalCluster {
             .ok_or(ClusterError::UnknownNode(id))
     }
 
-    /// The address `from` reaches `to` at (the proxy of that link).
+    /// The listen address of the link proxy `from` -> `to`: with per-link peering, the
+    /// address `from` is given for `to`; with shared peering, where `to`'s destination
+    /// proxy relays `from`'s connections.
     pub fn proxy_addr(&self, from: NodeId, to: NodeId) -> Option<SocketAddr> {
         self.links.get(&(from, to)).map(LinkProxy::listen_addr)
+    }
+
+    /// With shared peering, `id`'s advertised peer address (its destination proxy).
+    pub fn destination_addr(&self, id: NodeId) -> Option<SocketAddr> {
+        self.destinations
+            .get(&id)
+            .map(DestinationProxy::listen_addr)
     }
 
     /// The faults on the link `from` -> `to`.
@@ -364,9 +559,11 @@ impl LocalCluster {
     pub async fn teardown(&self) -> Result<(), LocalError> {
         let mut first_err = None;
         for m in &self.members {
-            if let Err(e) = m.process.lock().await.kill().await {
+            let mut process = m.process.lock().await;
+            if let Err(e) = process.kill().await {
                 first_err.get_or_insert(e);
             }
+            self.pids.set(m.id, process.pid());
         }
         match first_err {
             None => Ok(()),
@@ -405,7 +602,10 @@ fn corrupt_wal_tail(
     pick: u8,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     use std::io::{Read, Seek, SeekFrom, Write};
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(wal_dir)?
+    // etcd keeps its WAL elsewhere (`member/wal/*.wal`): a disk fault on it fails here,
+    // naming the folder, as the Docker backend's does.
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(wal_dir)
+        .map_err(|e| format!("no raftkv WAL at {}: {e}", wal_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
@@ -566,12 +766,10 @@ impl Cluster for LocalCluster {
 
     async fn kill(&self, node: NodeId) -> Result<(), ClusterError> {
         let m = self.member(node)?;
-        m.process
-            .lock()
-            .await
-            .kill()
-            .await
-            .map_err(process_err("kill", m))
+        let mut process = m.process.lock().await;
+        let killed = process.kill().await.map_err(process_err("kill", m));
+        self.pids.set(m.id, process.pid());
+        killed
     }
 
     async fn start(&self, node: NodeId) -> Result<(), ClusterError> {
@@ -590,18 +788,21 @@ impl Cluster for LocalCluster {
                 source: Box::new(e),
             },
         )?;
-        process.start().map_err(process_err("start", m))
+        let started = process.start().map_err(process_err("start", m));
+        self.pids.set(m.id, process.pid());
+        started
     }
 
     /// SIGTERM, then SIGKILL after [`STOP_GRACE`] (what `docker stop` does).
     async fn terminate(&self, node: NodeId) -> Result<(), ClusterError> {
         let m = self.member(node)?;
-        m.process
-            .lock()
-            .await
+        let mut process = m.process.lock().await;
+        let stopped = process
             .terminate(STOP_GRACE)
             .await
-            .map_err(process_err("terminate", m))
+            .map_err(process_err("terminate", m));
+        self.pids.set(m.id, process.pid());
+        stopped
     }
 
     /// Flips one of the last 16 bytes of the newest `wal/wal-*.log` in the node's data
@@ -669,6 +870,41 @@ impl Cluster for LocalCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_peering_fills_its_placeholders_and_refuses_the_other_kind() {
+        let etcd = LocalProgram::etcd(Path::new("/usr/bin/etcd"));
+        let args = etcd.render(&Rendering {
+            id: NodeId(2),
+            name: "n2",
+            addr: "127.0.0.12:4000".parse().unwrap(),
+            data_dir: Path::new("/r/n2/data"),
+            peers: "n1=http://127.0.0.11:5001,n2=http://127.0.0.12:5002",
+            peer_listen: "127.0.0.12:4001".parse().unwrap(),
+            peer_advertise: "127.0.0.12:5002".parse().unwrap(),
+        });
+        let line = args.join(" ");
+        for part in [
+            "--name n2",
+            "--data-dir /r/n2/data",
+            "--listen-client-urls http://127.0.0.12:4000",
+            "--listen-peer-urls http://127.0.0.12:4001",
+            "--initial-advertise-peer-urls http://127.0.0.12:5002",
+            "--initial-cluster n1=http://127.0.0.11:5001,n2=http://127.0.0.12:5002",
+            "--initial-cluster-token faultline",
+        ] {
+            assert!(line.contains(part), "{part} missing: {line}");
+        }
+        assert!(!line.contains('{'), "a placeholder was left: {line}");
+        assert!(etcd.check_placeholders().is_ok());
+        let mut mixed = etcd.clone();
+        mixed.args.push("{peers}".into());
+        assert!(mixed.check_placeholders().is_err());
+        let mut raftkv = LocalProgram::raftkv(Path::new("/bin/raftkv"), &[]);
+        assert!(raftkv.check_placeholders().is_ok());
+        raftkv.args.push("{initial_cluster}".into());
+        assert!(raftkv.check_placeholders().is_err());
+    }
 
     #[test]
     fn wal_tail_corruption_flips_one_late_byte_of_the_newest_segment() {

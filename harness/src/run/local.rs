@@ -1,7 +1,8 @@
 //! Starting the cluster for a run on the backend the config names (`--backend`): the local
-//! backend (raftkv processes on loopback, see [`crate::local`]) is started here; Docker is
-//! [`super::docker`]. `auto` uses Docker when the daemon answers and local processes
-//! otherwise; `docker` with no daemon fails with a message that suggests `--backend local`.
+//! backend (raftkv, or the etcd on the PATH, as processes on loopback, see
+//! [`crate::local`]) is started here; Docker is [`super::docker`]. `auto` uses Docker when
+//! the daemon answers and local processes otherwise; `docker` with no daemon fails with a
+//! message that suggests `--backend local`.
 
 use std::sync::Arc;
 
@@ -56,8 +57,8 @@ pub async fn start(
             if let Err(e) = DockerApi::connect(DEFAULT_CALL_TIMEOUT_MS).await {
                 anyhow::bail!(
                     "Docker is not reachable ({e}); run without Docker with \
-                     `--backend local` (raftkv as local processes), or `--backend auto` to \
-                     fall back to it"
+                     `--backend local` (raftkv or etcd as local processes), or `--backend \
+                     auto` to fall back to it"
                 );
             }
             false
@@ -83,19 +84,79 @@ pub async fn start(
     }
 }
 
-/// Starts raftkv as local processes for `config`, each node's data and log under the run's
-/// `nodes/<node>/`, and waits until every node listens.
+/// Starts the target (raftkv, or the etcd on the PATH) as local processes for `config`,
+/// each node's data and log under the run's `nodes/<node>/`, and waits until every node
+/// listens.
 pub async fn start_local(
     config: &TestConfig,
     dir: &RunDir,
     progress: &LiveProgress,
 ) -> anyhow::Result<Arc<LocalCluster>> {
-    if config.target != Target::Raftkv {
-        anyhow::bail!(
-            "the local backend runs raftkv only; {} needs --backend docker or --endpoints",
-            config.target.name()
-        );
+    // `TestConfig::validate` has done this for a run; it keeps a direct caller from
+    // starting a target with faults it refuses (etcd and clock faults).
+    crate::target::validate(config).map_err(anyhow::Error::msg)?;
+    let driver = crate::target::driver(config.target);
+    let program = match config.target {
+        Target::Raftkv => raftkv_program(config, dir, progress).await?,
+        Target::Etcd => {
+            progress.phase("etcd binary");
+            let binary = crate::target::etcd::find_local_binary().map_err(anyhow::Error::msg)?;
+            dir.log(&format!("etcd binary {}", binary.display()));
+            // Disk faults: as on Docker, etcd runs unchanged (it fsyncs its WAL; there is
+            // no lose-unsynced layer to switch on) and a corrupt-tail fault finds no
+            // raftkv WAL in its data folder and is reported as failed.
+            LocalProgram::etcd(&binary)
+        }
+        Target::Consul => anyhow::bail!(
+            "the local backend runs raftkv and etcd; consul needs --endpoints (a cluster \
+             faultline did not start)"
+        ),
+    };
+    // Only where the target's clock can be skewed: etcd reads it through the vDSO, so
+    // preloading libfaketime into it would do nothing but pretend.
+    let clock_faults = driver.refuses(FaultKind::Clock).is_none();
+    let cluster_config = LocalClusterConfig {
+        nodes: config.nodes,
+        program,
+        root: dir.nodes(),
+        clock_faults,
+    };
+    progress.phase(&format!("starting {} local nodes", config.nodes));
+    let cluster = LocalCluster::create(&cluster_config).await?;
+    for m in cluster.members() {
+        let peers = match m.peer_advertise {
+            Some(advertised) => format!(
+                "; peers reach it at {advertised} (attributed per sender), its peer \
+                 listener is {}",
+                m.peer_listen
+            ),
+            None => String::new(),
+        };
+        dir.log(&format!(
+            "{} listens on {}{peers}; data {}",
+            m.name,
+            m.addr,
+            m.data_dir.display()
+        ));
     }
+    if let Err(e) = cluster.clock_support() {
+        let why = driver.refuses(FaultKind::Clock).unwrap_or(e);
+        dir.log(&format!("clock faults unavailable: {why}"));
+    }
+    if let Err(e) = cluster.wait_listening(LISTEN_TIMEOUT_MS).await {
+        let _ = cluster.teardown().await;
+        return Err(e.into());
+    }
+    Ok(Arc::new(cluster))
+}
+
+/// raftkv (located or built) with the run's bugs; with the `disk` nemesis, its file layer
+/// that loses unsynced writes on a crash (as on Docker), the fault that kind injects.
+async fn raftkv_program(
+    config: &TestConfig,
+    dir: &RunDir,
+    progress: &LiveProgress,
+) -> anyhow::Result<LocalProgram> {
     progress.phase("raftkv binary");
     let report = |p: ImageProgress| match p {
         ImageProgress::Step(step) => progress.phase(&step),
@@ -105,33 +166,8 @@ pub async fn start_local(
     let binary = locate_raftkv_binary(config.raftkv_binary.as_deref(), &report).await?;
     dir.log(&format!("raftkv binary {}", binary.display()));
     let mut program = LocalProgram::raftkv(&binary, &config.bugs);
-    // As on Docker: with the disk nemesis, raftkv's file layer that loses unsynced writes
-    // on a crash, the fault that kind injects.
     if config.nemesis.contains(&FaultKind::Disk) {
         program.args.push("--lose-unsynced".into());
     }
-    let cluster_config = LocalClusterConfig {
-        nodes: config.nodes,
-        program,
-        root: dir.nodes(),
-        clock_faults: true,
-    };
-    progress.phase(&format!("starting {} local nodes", config.nodes));
-    let cluster = LocalCluster::create(&cluster_config).await?;
-    for m in cluster.members() {
-        dir.log(&format!(
-            "{} listens on {}; data {}",
-            m.name,
-            m.addr,
-            m.data_dir.display()
-        ));
-    }
-    if let Err(e) = cluster.clock_support() {
-        dir.log(&format!("clock faults unavailable: {e}"));
-    }
-    if let Err(e) = cluster.wait_listening(LISTEN_TIMEOUT_MS).await {
-        let _ = cluster.teardown().await;
-        return Err(e.into());
-    }
-    Ok(Arc::new(cluster))
+    Ok(program)
 }

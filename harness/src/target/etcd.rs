@@ -1,9 +1,13 @@
 //! etcd as a target: Debian's `etcd-server` (3.4) from the node base image, one member
 //! per node on the private network (clients on 2379, peers on 2380), spoken to through
-//! its v3 JSON gateway by `EtcdClient`.
+//! its v3 JSON gateway by `EtcdClient`. On the local backend, the `etcd` on the PATH runs
+//! as child processes instead ([`find_local_binary`], `LocalProgram::etcd`).
 //!
 //! etcd is a Go program: it reads the clock through the vDSO, not libc, so libfaketime
 //! cannot skew it and clock faults are refused.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use faultline_nemeses::FaultKind;
 use faultline_workloads::{EtcdClient, EtcdOptions};
@@ -40,6 +44,31 @@ pub fn program() -> NodeProgram {
     p
 }
 
+/// The executable named `etcd` on `path` (a PATH value), if any.
+pub fn find_on_path(path: &std::ffi::OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path)
+        .map(|dir| dir.join("etcd"))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The `etcd` binary the local backend runs: the first on the PATH. The error says what
+/// is missing and how to install it.
+pub fn find_local_binary() -> Result<PathBuf, String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    find_on_path(&path).ok_or_else(|| {
+        format!(
+            "--backend local --target etcd runs the etcd binary on the PATH, and there is \
+             none (PATH={}); install it (Debian or Ubuntu: apt-get install etcd-server) or \
+             use --backend docker",
+            path.to_string_lossy()
+        )
+    })
+}
+
 pub struct Etcd;
 
 impl TargetDriver for Etcd {
@@ -70,5 +99,24 @@ impl TargetDriver for Etcd {
              libfaketime cannot skew it (Unsupported)"
                 .to_string()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etcd_is_found_only_where_an_executable_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = tempfile::tempdir().unwrap();
+        let etcd = dir.path().join("etcd");
+        std::fs::write(&etcd, "#!/bin/sh\n").unwrap();
+        let path = std::env::join_paths([empty.path(), dir.path()]).unwrap();
+        // Not executable yet: not an etcd to run.
+        assert_eq!(find_on_path(&path), None);
+        std::fs::set_permissions(&etcd, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(find_on_path(&path), Some(etcd));
+        assert_eq!(find_on_path(empty.path().as_os_str()), None);
     }
 }

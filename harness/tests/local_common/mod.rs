@@ -1,0 +1,100 @@
+//! Helpers shared by the local-backend tests (`local_backend.rs`, `local_etcd.rs`): a time
+//! bound per test, a 3-node cluster of a program, how a `faultline test` child ended, and
+//! the node processes a run left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faultline::local::{LocalCluster, LocalClusterConfig, LocalProgram};
+
+/// Runs `test`, failing it past `limit`.
+pub async fn bounded<F: std::future::Future<Output = ()>>(limit: Duration, test: F) {
+    tokio::time::timeout(limit, test)
+        .await
+        .expect("test exceeded its time limit");
+}
+
+/// Three nodes of `program` in a temporary folder (dropping the folder's guard removes
+/// it), each accepting connections.
+pub async fn start_cluster(
+    program: LocalProgram,
+    clock_faults: bool,
+) -> (Arc<LocalCluster>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LocalClusterConfig {
+        nodes: 3,
+        program,
+        root: dir.path().join("nodes"),
+        clock_faults,
+    };
+    let cluster = LocalCluster::create(&config).await.expect("cluster starts");
+    cluster.wait_listening(20_000).await.expect("nodes listen");
+    (Arc::new(cluster), dir)
+}
+
+/// How one `faultline test` child ended, and what it wrote.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// `<latest>/results.json`, when there is one.
+    pub results: Option<serde_json::Value>,
+    /// The run folder `latest` points to.
+    pub run_dir: Option<PathBuf>,
+}
+
+impl Run {
+    /// Runs `faultline` as `command` says (arguments, environment, working directory),
+    /// killing it past `timeout`; `latest` is the results folder's `latest` link.
+    pub async fn wait(
+        mut command: tokio::process::Command,
+        latest: &Path,
+        timeout: Duration,
+    ) -> Run {
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start faultline");
+        let out = tokio::time::timeout(timeout, child.wait_with_output())
+            .await
+            .expect("faultline test exceeded its time limit")
+            .expect("faultline output");
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            results: std::fs::read_to_string(latest.join("results.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok()),
+            run_dir: std::fs::canonicalize(latest).ok(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let tail: Vec<&str> = self.stderr.lines().rev().take(30).collect();
+        format!(
+            "exit {:?}\nstdout: {}\nstderr (tail, newest first):\n{}",
+            self.code,
+            self.stdout,
+            tail.join("\n")
+        )
+    }
+}
+
+/// Processes whose command line mentions `program` and `dir` (a run's folder).
+pub fn processes_under(program: &str, dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(program) && cmdline.contains(&needle) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
