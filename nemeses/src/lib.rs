@@ -6,12 +6,12 @@ pub mod grudge;
 pub mod nemesis;
 pub mod netem;
 pub mod schedule;
+pub mod shapes;
 
 pub use clock::{faketime_spec, ClockShape, ClockSkew};
 pub use cluster::{Cluster, ClusterError, Node, NodeId};
 pub use grudge::Grudge;
-pub use nemesis::{
-    parse_names, ActiveFault, DiskFault, FaultKind, LeaderProbe, Nemesis, PartitionShape, Shapes,
-};
+pub use nemesis::{ActiveFault, DiskFault, FaultKind, LeaderProbe, Nemesis, PartitionShape};
 pub use netem::{NetemSpec, PacketCaps, PacketFault};
 pub use schedule::{EventLog, Schedule, ScheduleConfig, ScheduleReport};
+pub use shapes::{parse_names, Shapes};
