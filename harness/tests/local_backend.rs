@@ -115,6 +115,33 @@ impl Fixture {
             Err(format!("status {}", resp.status()))
         }
     }
+
+    /// Cuts `old` off from the others, waits for them to elect a new leader, and writes
+    /// `k = v2` through it: the key the cut-off node last saw is now overwritten.
+    async fn overwrite_behind(&self, old: u32) {
+        let all = [NodeId(1), NodeId(2), NodeId(3)];
+        self.cluster
+            .partition(&Grudge::isolate(&all, NodeId(old)))
+            .await
+            .expect("partition");
+        let others: Vec<u32> = [1, 2, 3].into_iter().filter(|&n| n != old).collect();
+        let (new, _) = self.leader(&others, Duration::from_secs(15)).await;
+        self.put(new, "k", "v2")
+            .await
+            .expect("write through the new leader");
+    }
+
+    /// `GET /kv/k` at node `id` within 2 s: its status and body, or why it did not answer.
+    async fn read_k(&self, id: u32) -> Result<(reqwest::StatusCode, String), String> {
+        let resp = http()
+            .get(format!("http://{}/kv/k", self.addr(id)))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        Ok((status, resp.text().await.unwrap_or_default()))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -650,30 +677,15 @@ async fn a_resumed_leader_does_not_read_from_a_lease_that_expired_while_it_was_f
         program.args.push("--lease-reads".into());
         let f = Fixture::start_program(program).await;
         let c = &f.cluster;
-        let all = [NodeId(1), NodeId(2), NodeId(3)];
         let (old, _) = f.leader(&[1, 2, 3], Duration::from_secs(10)).await;
         f.put(old, "k", "v1").await.expect("first write");
         // The write's round renewed the lease; freeze the leader inside it, then cut it off.
         c.pause(NodeId(old)).await.expect("pause");
-        c.partition(&Grudge::isolate(&all, NodeId(old)))
-            .await
-            .expect("partition");
-        let others: Vec<u32> = [1, 2, 3].into_iter().filter(|&n| n != old).collect();
-        let (new, _) = f.leader(&others, Duration::from_secs(15)).await;
-        f.put(new, "k", "v2")
-            .await
-            .expect("write through the new leader");
+        f.overwrite_behind(old).await;
 
         c.resume(NodeId(old)).await.expect("resume");
-        let read = http()
-            .get(format!("http://{}/kv/k", f.addr(old)))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await;
-        match read {
-            Ok(resp) => {
-                let status = resp.status();
-                let body = resp.text().await.unwrap_or_default();
+        match f.read_k(old).await {
+            Ok((status, body)) => {
                 assert!(
                     !(status.is_success() && body.contains("v1")),
                     "the resumed old leader served the overwritten value: {status} {body}"
@@ -694,29 +706,16 @@ async fn a_resumed_leader_does_not_read_from_a_lease_that_expired_while_it_was_f
 async fn read_after_clock_jump_and_cut(program: LocalProgram) -> Option<String> {
     let f = Fixture::start_program(program).await;
     let c = &f.cluster;
-    let all = [NodeId(1), NodeId(2), NodeId(3)];
     let (old, _) = f.leader(&[1, 2, 3], Duration::from_secs(10)).await;
     f.put(old, "k", "v1").await.expect("first write");
     c.clock(NodeId(old), -60_000, 1.0).await.expect("clock");
     // A few heartbeat rounds at the new clock reading, then the cut.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    c.partition(&Grudge::isolate(&all, NodeId(old)))
-        .await
-        .expect("partition");
-    let others: Vec<u32> = [1, 2, 3].into_iter().filter(|&n| n != old).collect();
-    let (new, _) = f.leader(&others, Duration::from_secs(15)).await;
-    f.put(new, "k", "v2")
-        .await
-        .expect("write through the new leader");
-    let read = http()
-        .get(format!("http://{}/kv/k", f.addr(old)))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await;
-    let answer = match read {
-        Ok(resp) if resp.status().is_success() => Some(resp.text().await.unwrap_or_default()),
-        Ok(resp) => {
-            eprintln!("old leader answered {}", resp.status());
+    f.overwrite_behind(old).await;
+    let answer = match f.read_k(old).await {
+        Ok((status, body)) if status.is_success() => Some(body),
+        Ok((status, _)) => {
+            eprintln!("old leader answered {status}");
             None
         }
         Err(e) => {
