@@ -196,12 +196,14 @@ async fn serializable_reads_are_stale_under_partitions() {
     );
 }
 
-/// Pauses of the leader (about 10 s) outlast the lock lease (3 s, plus the election and
-/// the lease extension a new leader grants) and are shorter than the op timeout (15 s): a
-/// holder caught by a pause (its read waits in the paused member, then fails) comes back
-/// after its lease expired and another client took the lock, and goes on writing with its
-/// old token. A holder must be caught by a pause, so a 40 s run detects it about one time
-/// in three (3 of 10 measured; 60 s runs did no better, 1 of 3): up to eight seeds.
+/// Pauses of the leader (10-15 s) outlast the lock lease (3 s, plus the election and the
+/// lease extension a new leader grants): a holder caught by a pause (its request waits in
+/// the paused member, or in a follower that forwarded it there, until etcd's 7 s request
+/// timeout or the resume) comes back after its lease expired and another client took the
+/// lock, and goes on writing with its old token (after an `info` too, under its next
+/// process number). A holder must be caught by a pause and have writes left, so a 40 s run
+/// finds it about three times in four (9 of 12 measured, Docker and local): up to eight
+/// seeds.
 const LOCK_FLAGS: [&str; 10] = [
     "--workload",
     "lock",

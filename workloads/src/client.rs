@@ -13,6 +13,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::completion::Completion;
 use crate::request::Request;
 
@@ -27,4 +29,56 @@ pub trait Client: Send + Sync + 'static {
         request: &Request,
         timeout: Duration,
     ) -> impl Future<Output = Completion> + Send;
+}
+
+/// An outcome a client cannot know: `info`, or `fail` for a read (it changed nothing).
+pub(crate) fn indefinite(request: &Request, error: impl Into<String>) -> Completion {
+    if request.is_read_only() {
+        Completion::fail(request.invoke_value(), error)
+    } else {
+        Completion::info(request.invoke_value(), error)
+    }
+}
+
+/// What one attempt at one node came to.
+pub(crate) enum Attempt {
+    Done(Completion),
+    /// The connection could not be opened: nothing was sent, so another node may be tried.
+    Unreachable(String),
+}
+
+/// Tries `request` at the node bound to `process` (`process % nodes`, as Jepsen binds
+/// them), moving to the next node only when one was unreachable, at most `max_hops` nodes
+/// and never past `deadline`. When no node could be reached the request never left, so it
+/// definitely did not happen: `fail` with `unavailable`.
+pub(crate) async fn try_nodes<'a, F, Fut>(
+    nodes: &'a [String],
+    process: u64,
+    request: &Request,
+    deadline: Instant,
+    max_hops: usize,
+    mut attempt: F,
+) -> Completion
+where
+    F: FnMut(&'a str) -> Fut,
+    Fut: Future<Output = Attempt>,
+{
+    let n = nodes.len();
+    if n == 0 {
+        return Completion::fail(request.invoke_value(), "no-nodes");
+    }
+    let mut node = usize::try_from(process).unwrap_or(0) % n;
+    for _hop in 0..max_hops.min(n) {
+        if Instant::now() >= deadline {
+            break;
+        }
+        match attempt(&nodes[node]).await {
+            Attempt::Done(c) => return c,
+            Attempt::Unreachable(why) => {
+                tracing::debug!(node = %nodes[node], %why, "node unreachable");
+                node = (node + 1) % n;
+            }
+        }
+    }
+    Completion::fail(request.invoke_value(), "unavailable")
 }

@@ -33,7 +33,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::b64;
-use crate::client::Client;
+use crate::client::{indefinite, try_nodes, Attempt, Client};
 use crate::completion::{Completion, Lease};
 use crate::etcd::Fencing;
 use crate::request::Request;
@@ -308,7 +308,7 @@ impl ConsulClient {
     async fn attempt(&self, base: &str, request: &Request, deadline: Instant) -> Attempt {
         let left = || deadline.saturating_duration_since(Instant::now());
         let done = Attempt::Done;
-        let reply_to = |r: Reply| Attempt::from_reply(request, r);
+        let reply_to = |r: Reply| from_reply(request, r);
         match request {
             Request::Read { key } => {
                 match self
@@ -479,48 +479,23 @@ impl ConsulClient {
     }
 }
 
-enum Attempt {
-    Done(Completion),
-    Unreachable(String),
-}
-
-impl Attempt {
-    fn from_reply(request: &Request, reply: Reply) -> Attempt {
-        match reply {
-            Reply::Refused(w) => Attempt::Done(Completion::fail(request.invoke_value(), w)),
-            Reply::Unknown(w) => Attempt::Done(indefinite(request, w)),
-            Reply::Unreachable(w) => Attempt::Unreachable(w),
-            Reply::Ok(s, _) => Attempt::Done(indefinite(request, format!("http-{s}"))),
-        }
-    }
-}
-
-fn indefinite(request: &Request, error: impl Into<String>) -> Completion {
-    if request.is_read_only() {
-        Completion::fail(request.invoke_value(), error)
-    } else {
-        Completion::info(request.invoke_value(), error)
+/// The attempt a reply other than `ok` comes to.
+fn from_reply(request: &Request, reply: Reply) -> Attempt {
+    match reply {
+        Reply::Refused(w) => Attempt::Done(Completion::fail(request.invoke_value(), w)),
+        Reply::Unknown(w) => Attempt::Done(indefinite(request, w)),
+        Reply::Unreachable(w) => Attempt::Unreachable(w),
+        Reply::Ok(s, _) => Attempt::Done(indefinite(request, format!("http-{s}"))),
     }
 }
 
 impl Client for ConsulClient {
     async fn call(&self, process: u64, request: &Request, timeout: Duration) -> Completion {
         let deadline = Instant::now() + timeout;
-        let n = self.nodes.len();
-        let mut node = usize::try_from(process).unwrap_or(0) % n;
-        for _hop in 0..MAX_HOPS.min(n) {
-            if Instant::now() >= deadline {
-                break;
-            }
-            match self.attempt(&self.nodes[node], request, deadline).await {
-                Attempt::Done(c) => return c,
-                Attempt::Unreachable(why) => {
-                    tracing::debug!(node = %self.nodes[node], %why, "agent unreachable");
-                    node = (node + 1) % n;
-                }
-            }
-        }
-        Completion::fail(request.invoke_value(), "unavailable")
+        try_nodes(&self.nodes, process, request, deadline, MAX_HOPS, |base| {
+            self.attempt(base, request, deadline)
+        })
+        .await
     }
 }
 

@@ -35,7 +35,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::b64;
-use crate::client::Client;
+use crate::client::{indefinite, try_nodes, Attempt, Client};
 use crate::completion::{Completion, Lease};
 use crate::request::Request;
 
@@ -307,7 +307,7 @@ impl EtcdClient {
                 }
                 match self.post(base, "/v3/kv/range", &body, left()).await {
                     Reply::Ok(b) => Attempt::Done(Completion::ok(range_value(&b))),
-                    other => Attempt::from_reply(request, other),
+                    other => from_reply(request, other),
                 }
             }
             Request::Write { key, value } => {
@@ -315,7 +315,7 @@ impl EtcdClient {
                     json!({ "key": b64::encode(key), "value": b64::encode(value.to_string()) });
                 match self.post(base, "/v3/kv/put", &body, left()).await {
                     Reply::Ok(_) => Attempt::Done(Completion::ok(request.invoke_value())),
-                    other => Attempt::from_reply(request, other),
+                    other => from_reply(request, other),
                 }
             }
             Request::Cas { key, from, to } => {
@@ -336,7 +336,7 @@ impl EtcdClient {
                 if self.options.fencing == Fencing::None {
                     return match self.post(base, "/v3/kv/put", &put, left()).await {
                         Reply::Ok(_) => Attempt::Done(Completion::ok(request.invoke_value())),
-                        other => Attempt::from_reply(request, other),
+                        other => from_reply(request, other),
                     };
                 }
                 let body = json!({
@@ -390,7 +390,7 @@ impl EtcdClient {
                 Attempt::Done(Completion::ok(request.invoke_value()))
             }
             Reply::Ok(_) => Attempt::Done(Completion::fail(request.invoke_value(), refusal)),
-            other => Attempt::from_reply(request, other),
+            other => from_reply(request, other),
         }
     }
 
@@ -481,51 +481,23 @@ pub fn leader_from_statuses(statuses: &[Option<serde_json::Value>]) -> Option<us
     (*count > 0).then_some(best)
 }
 
-/// What one attempt at one member came to.
-enum Attempt {
-    Done(Completion),
-    Unreachable(String),
-}
-
-impl Attempt {
-    fn from_reply(request: &Request, reply: Reply) -> Attempt {
-        match reply {
-            Reply::Ok(_) => unreachable!("callers handle ok replies"),
-            Reply::Refused(why) => Attempt::Done(Completion::fail(request.invoke_value(), why)),
-            Reply::Unknown(why) => Attempt::Done(indefinite(request, why)),
-            Reply::Unreachable(why) => Attempt::Unreachable(why),
-        }
-    }
-}
-
-/// An outcome we cannot know: `info`, or `fail` for a read (it changed nothing).
-fn indefinite(request: &Request, error: impl Into<String>) -> Completion {
-    if request.is_read_only() {
-        Completion::fail(request.invoke_value(), error)
-    } else {
-        Completion::info(request.invoke_value(), error)
+/// The attempt a reply other than `ok` comes to.
+fn from_reply(request: &Request, reply: Reply) -> Attempt {
+    match reply {
+        Reply::Ok(_) => unreachable!("callers handle ok replies"),
+        Reply::Refused(why) => Attempt::Done(Completion::fail(request.invoke_value(), why)),
+        Reply::Unknown(why) => Attempt::Done(indefinite(request, why)),
+        Reply::Unreachable(why) => Attempt::Unreachable(why),
     }
 }
 
 impl Client for EtcdClient {
     async fn call(&self, process: u64, request: &Request, timeout: Duration) -> Completion {
         let deadline = Instant::now() + timeout;
-        let n = self.nodes.len();
-        let mut node = usize::try_from(process).unwrap_or(0) % n;
-        for _hop in 0..MAX_HOPS.min(n) {
-            if Instant::now() >= deadline {
-                break;
-            }
-            match self.attempt(&self.nodes[node], request, deadline).await {
-                Attempt::Done(c) => return c,
-                Attempt::Unreachable(why) => {
-                    tracing::debug!(node = %self.nodes[node], %why, "member unreachable");
-                    node = (node + 1) % n;
-                }
-            }
-        }
-        // Nothing was sent anywhere: definitely not applied.
-        Completion::fail(request.invoke_value(), "unavailable")
+        try_nodes(&self.nodes, process, request, deadline, MAX_HOPS, |base| {
+            self.attempt(base, request, deadline)
+        })
+        .await
     }
 }
 

@@ -23,7 +23,7 @@ use faultline_checker::Value;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::client::Client;
+use crate::client::{indefinite, Client};
 use crate::completion::{Completion, Lease};
 use crate::request::Request;
 
@@ -279,15 +279,6 @@ impl RaftKvClient {
             )),
             None => Attempt::Done(indefinite(request, format!("http-{}", status.as_u16()))),
         }
-    }
-}
-
-/// An outcome we cannot know: `info`, or `fail` for a read (it changed nothing).
-fn indefinite(request: &Request, error: impl Into<String>) -> Completion {
-    if request.is_read_only() {
-        Completion::fail(request.invoke_value(), error)
-    } else {
-        Completion::info(request.invoke_value(), error)
     }
 }
 

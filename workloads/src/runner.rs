@@ -5,7 +5,8 @@
 //! Every request is bracketed by its invoke and completion events in the history. A client
 //! that got `info` cannot know whether its operation is still pending, so it never issues
 //! again under that process number: it continues as `process + concurrency` (as Jepsen
-//! does), which keeps process numbers unique across client tasks.
+//! does), which keeps process numbers unique across client tasks. The client's own state
+//! carries over: a lock holder whose write timed out still believes it holds the lock.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,7 +254,6 @@ impl<C: Client> ClientTask<C> {
             self.generator.observe(&request, &c);
             if c.kind == EventType::Info {
                 self.process += self.stride;
-                self.generator.new_process();
             }
         }
     }

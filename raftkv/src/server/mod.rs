@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -69,7 +69,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The parts of a request needed to forward it.
+/// The parts of a request needed to forward it, taken as a handler's last extractor.
 struct Original {
     method: Method,
     uri: Uri,
@@ -77,14 +77,22 @@ struct Original {
     forwarded: bool,
 }
 
-impl Original {
-    fn new(method: Method, uri: Uri, headers: &HeaderMap, body: Bytes) -> Original {
-        Original {
+impl<S: Send + Sync> FromRequest<S> for Original {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Original, Response> {
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let forwarded = req.headers().contains_key(FORWARDED_HEADER);
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Original {
             method,
             uri,
             body,
-            forwarded: headers.contains_key(FORWARDED_HEADER),
-        }
+            forwarded,
+        })
     }
 }
 
@@ -127,135 +135,76 @@ struct ReadQuery {
     lease: Option<bool>,
 }
 
-async fn put_key(
-    State(st): State<AppState>,
-    Path(key): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let orig = Original::new(method, uri, &headers, body);
-    match parse::<PutBody>(&orig.body) {
-        Ok(b) => {
-            let op = Op::Put {
-                key,
-                value: b.value,
-                token: b.token,
-            };
-            propose(&st, op, orig).await
-        }
-        Err(e) => e.into_response(),
-    }
+async fn put_key(State(st): State<AppState>, Path(key): Path<String>, orig: Original) -> Response {
+    propose_body(&st, orig, |b: PutBody| Op::Put {
+        key,
+        value: b.value,
+        token: b.token,
+    })
+    .await
 }
 
 async fn delete_key(
     State(st): State<AppState>,
     Path(key): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    orig: Original,
 ) -> Response {
-    let orig = Original::new(method, uri, &headers, Bytes::new());
     propose(&st, Op::Delete { key }, orig).await
 }
 
-async fn cas_key(
-    State(st): State<AppState>,
-    Path(key): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let orig = Original::new(method, uri, &headers, body);
-    match parse::<CasBody>(&orig.body) {
-        Ok(b) => {
-            let op = Op::Cas {
-                key,
-                from: b.from,
-                to: b.to,
-            };
-            propose(&st, op, orig).await
-        }
-        Err(e) => e.into_response(),
-    }
+async fn cas_key(State(st): State<AppState>, Path(key): Path<String>, orig: Original) -> Response {
+    propose_body(&st, orig, |b: CasBody| Op::Cas {
+        key,
+        from: b.from,
+        to: b.to,
+    })
+    .await
 }
 
 async fn lock_acquire(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    orig: Original,
 ) -> Response {
-    let orig = Original::new(method, uri, &headers, body);
-    match parse::<AcquireBody>(&orig.body) {
-        Ok(b) => {
-            let op = Op::Acquire {
-                name,
-                owner: b.owner,
-                ttl_ms: b.ttl_ms,
-                leader_token: None,
-            };
-            propose(&st, op, orig).await
-        }
-        Err(e) => e.into_response(),
-    }
+    propose_body(&st, orig, |b: AcquireBody| Op::Acquire {
+        name,
+        owner: b.owner,
+        ttl_ms: b.ttl_ms,
+        leader_token: None,
+    })
+    .await
 }
 
 async fn lock_keepalive(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    orig: Original,
 ) -> Response {
-    let orig = Original::new(method, uri, &headers, body);
-    match parse::<LeaseBody>(&orig.body) {
-        Ok(b) => {
-            let op = Op::KeepAlive {
-                name,
-                lease_id: b.lease_id,
-            };
-            propose(&st, op, orig).await
-        }
-        Err(e) => e.into_response(),
-    }
+    propose_body(&st, orig, |b: LeaseBody| Op::KeepAlive {
+        name,
+        lease_id: b.lease_id,
+    })
+    .await
 }
 
 async fn lock_release(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    orig: Original,
 ) -> Response {
-    let orig = Original::new(method, uri, &headers, body);
-    match parse::<LeaseBody>(&orig.body) {
-        Ok(b) => {
-            let op = Op::Release {
-                name,
-                lease_id: b.lease_id,
-            };
-            propose(&st, op, orig).await
-        }
-        Err(e) => e.into_response(),
-    }
+    propose_body(&st, orig, |b: LeaseBody| Op::Release {
+        name,
+        lease_id: b.lease_id,
+    })
+    .await
 }
 
 async fn get_key(
     State(st): State<AppState>,
     Path(key): Path<String>,
     Query(_q): Query<ReadQuery>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    orig: Original,
 ) -> Response {
-    let orig = Original::new(method, uri, &headers, Bytes::new());
     let (tx, rx) = oneshot::channel();
     if let Err(f) = st.node.send(Input::Read {
         key: key.clone(),
@@ -270,6 +219,19 @@ async fn get_key(
         Ok(Ok(Err(f))) => not_leader_or(&st, f, orig).await,
         Ok(Err(_)) => ApiError::unavailable("node stopped").into_response(),
         Err(_) => ApiError::timeout("read not confirmed in time").into_response(),
+    }
+}
+
+/// Parses the JSON body as `B`, then proposes the op `make` builds from it; a body that
+/// does not parse is a 400 and nothing is proposed.
+async fn propose_body<B: DeserializeOwned>(
+    st: &AppState,
+    orig: Original,
+    make: impl FnOnce(B) -> Op,
+) -> Response {
+    match parse::<B>(&orig.body) {
+        Ok(b) => propose(st, make(b), orig).await,
+        Err(e) => e.into_response(),
     }
 }
 
