@@ -7,12 +7,13 @@
 //! binary was not built. Runs are short (seconds of load) and every child is bounded by a
 //! timeout.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod cli_common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use faultline::docker::DockerApi;
-use faultline::image::default_raftkv_binary;
+use cli_common::{describe, docker_and_raftkv_or_skip, results_json, run_faultline};
 use faultline_checker::format::{read_path, Format};
 
 /// Longest a single `faultline test` child may take (image build included: a cold
@@ -25,19 +26,6 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn faultline_exe() -> &'static str {
     env!("CARGO_BIN_EXE_faultline")
-}
-
-/// The raftkv binary, or None after saying why the test is skipped.
-async fn prerequisites() -> Option<PathBuf> {
-    if let Err(e) = DockerApi::connect(10_000).await {
-        eprintln!("skipping: Docker is unreachable: {e}");
-        return None;
-    }
-    let binary = default_raftkv_binary();
-    if binary.is_none() {
-        eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
-    }
-    binary
 }
 
 fn test_args(raftkv: &Path, results: &Path, extra: &[&str]) -> Vec<String> {
@@ -65,42 +53,6 @@ fn test_args(raftkv: &Path, results: &Path, extra: &[&str]) -> Vec<String> {
     args.push(results.display().to_string());
     args.extend(extra.iter().map(|s| s.to_string()));
     args
-}
-
-/// Runs `faultline` to completion, killing it past `RUN_TIMEOUT`.
-async fn run_faultline(args: &[String]) -> Output {
-    let child = tokio::process::Command::new(faultline_exe())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start faultline");
-    tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("faultline test exceeded its time limit")
-        .expect("faultline test output")
-}
-
-fn results_json(results: &Path) -> serde_json::Value {
-    let path = results.join("latest").join("results.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("results.json is JSON")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr (tail):\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        tail(&String::from_utf8_lossy(&out.stderr), 40)
-    )
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// The Docker run id a run logged (`cluster run id X` in its faultline.log).
@@ -139,7 +91,7 @@ async fn first_detection(raftkv: &Path, tries: u64, extra: &[&str]) -> serde_jso
         let seed = seed.to_string();
         let mut flags = extra.to_vec();
         flags.extend(["--seed", &seed]);
-        let out = run_faultline(&test_args(raftkv, results.path(), &flags)).await;
+        let out = run_faultline(&test_args(raftkv, results.path(), &flags), RUN_TIMEOUT).await;
         let code = out.status.code();
         eprintln!(
             "seed {seed}: exit {code:?}: {}",
@@ -163,7 +115,7 @@ async fn first_detection(raftkv: &Path, tries: u64, extra: &[&str]) -> serde_jso
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn correct_raftkv_under_partitions_and_kills_is_valid() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = prerequisites().await else {
+    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
         return;
     };
     let results = tempfile::tempdir().expect("tempdir");
@@ -179,7 +131,7 @@ async fn correct_raftkv_under_partitions_and_kills_is_valid() {
             "7",
         ],
     );
-    let out = run_faultline(&args).await;
+    let out = run_faultline(&args, RUN_TIMEOUT).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let json = results_json(results.path());
     assert_eq!(json["verdict"], "valid", "{json:#}");
@@ -215,7 +167,7 @@ async fn correct_raftkv_under_partitions_and_kills_is_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_read_bug_under_partitions_is_invalid() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = prerequisites().await else {
+    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
         return;
     };
     let json = first_detection(
@@ -237,7 +189,7 @@ async fn stale_read_bug_under_partitions_is_invalid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_run_keeps_its_history_and_the_next_run_cleans_up() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = prerequisites().await else {
+    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
         return;
     };
     let results = tempfile::tempdir().expect("tempdir");
@@ -297,12 +249,15 @@ async fn sigkilled_run_keeps_its_history_and_the_next_run_cleans_up() {
         panic!("killed run's history does not read: {e}");
     });
     assert!(history.events.len() > 200);
-    let check = run_faultline(&[
-        "check".to_string(),
-        history_path.display().to_string(),
-        "--model".to_string(),
-        "cas-register".to_string(),
-    ])
+    let check = run_faultline(
+        &[
+            "check".to_string(),
+            history_path.display().to_string(),
+            "--model".to_string(),
+            "cas-register".to_string(),
+        ],
+        RUN_TIMEOUT,
+    )
     .await;
     assert!(
         matches!(check.status.code(), Some(0..=2)),
@@ -318,7 +273,7 @@ async fn sigkilled_run_keeps_its_history_and_the_next_run_cleans_up() {
         next.path(),
         &["--time-limit", "3s", "--nemesis", "none"],
     );
-    let out = run_faultline(&args).await;
+    let out = run_faultline(&args, RUN_TIMEOUT).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let log = std::fs::read_to_string(next.path().join("latest").join("faultline.log"))
         .unwrap_or_default();
@@ -335,7 +290,7 @@ async fn sigkilled_run_keeps_its_history_and_the_next_run_cleans_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_and_lock_workloads_on_correct_raftkv_are_valid() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = prerequisites().await else {
+    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
         return;
     };
     for workload in ["kv", "lock"] {
@@ -354,7 +309,7 @@ async fn kv_and_lock_workloads_on_correct_raftkv_are_valid() {
                 "3",
             ],
         );
-        let out = run_faultline(&args).await;
+        let out = run_faultline(&args, RUN_TIMEOUT).await;
         assert_eq!(out.status.code(), Some(0), "{workload}: {}", describe(&out));
         let json = results_json(results.path());
         assert_eq!(json["verdict"], "valid", "{workload}: {json:#}");
@@ -367,7 +322,7 @@ async fn kv_and_lock_workloads_on_correct_raftkv_are_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_reuse_bug_is_a_fencing_violation() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = prerequisites().await else {
+    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
         return;
     };
     let json = first_detection(

@@ -14,31 +14,20 @@
 //! the host's etcd) is out of reach, or the raftkv binary the node image also holds was
 //! not built. Runs are short (3 nodes, 4-40 s of load) and every child is bounded.
 
+mod cli_common;
+
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
-use faultline::docker::DockerApi;
-use faultline::image::default_raftkv_binary;
+use cli_common::{describe, docker_and_raftkv_or_skip, results_json, run_faultline};
 
 /// Longest a single `faultline test` child may take (a cold image build included).
 const RUN_TIMEOUT: Duration = Duration::from_secs(420);
 
 /// One run at a time: runs share the machine's two cores and the Docker daemon.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn prerequisites() -> Option<PathBuf> {
-    if let Err(e) = DockerApi::connect(10_000).await {
-        eprintln!("skipping: Docker is unreachable: {e}");
-        return None;
-    }
-    let binary = default_raftkv_binary();
-    if binary.is_none() {
-        eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
-    }
-    binary
-}
 
 fn etcd_args(raftkv: &Path, results: &Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -63,38 +52,6 @@ fn etcd_args(raftkv: &Path, results: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
-async fn run_faultline(args: &[String]) -> Output {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start faultline");
-    tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("faultline test exceeded its time limit")
-        .expect("faultline test output")
-}
-
-fn results_json(results: &Path) -> serde_json::Value {
-    let path = results.join("latest").join("results.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("results.json is JSON")
-}
-
-fn describe(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr (tail):\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    )
-}
-
 /// Runs with seeds 1..=tries and returns (seed, results.json) of the first run with exit
 /// code `want`; panics with every verdict when none had it. A run error (exit 3) is
 /// never taken for a verdict.
@@ -110,7 +67,7 @@ async fn first_with_exit(
         let s = seed.to_string();
         let mut flags = extra.to_vec();
         flags.extend(["--seed", &s]);
-        let out = run_faultline(&etcd_args(raftkv, results.path(), &flags)).await;
+        let out = run_faultline(&etcd_args(raftkv, results.path(), &flags), RUN_TIMEOUT).await;
         let code = out.status.code();
         eprintln!(
             "seed {seed}: exit {code:?}: {}",
@@ -129,7 +86,7 @@ async fn first_with_exit(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linearizable_reads_are_valid_under_partition_kill_pause() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = prerequisites().await else {
+    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
         return;
     };
     let results = tempfile::tempdir().expect("tempdir");
@@ -149,7 +106,7 @@ async fn linearizable_reads_are_valid_under_partition_kill_pause() {
             "7",
         ],
     );
-    let out = run_faultline(&args).await;
+    let out = run_faultline(&args, RUN_TIMEOUT).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let json = results_json(results.path());
     assert_eq!(json["verdict"], "valid", "{json:#}");
@@ -168,7 +125,7 @@ async fn linearizable_reads_are_valid_under_partition_kill_pause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serializable_reads_are_stale_under_partitions() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = prerequisites().await else {
+    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
         return;
     };
     let (seed, json) = first_with_exit(
@@ -220,7 +177,7 @@ const LOCK_FLAGS: [&str; 10] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfenced_lock_writes_overlap_and_revision_fencing_stops_it() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = prerequisites().await else {
+    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
         return;
     };
     let mut unfenced = LOCK_FLAGS.to_vec();
@@ -238,7 +195,7 @@ async fn unfenced_lock_writes_overlap_and_revision_fencing_stops_it() {
     let s = seed.to_string();
     let mut fenced = LOCK_FLAGS.to_vec();
     fenced.extend(["--seed", &s]);
-    let out = run_faultline(&etcd_args(&raftkv, results.path(), &fenced)).await;
+    let out = run_faultline(&etcd_args(&raftkv, results.path(), &fenced), RUN_TIMEOUT).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let json = results_json(results.path());
     let fencing = &json["judgement"]["fencing"];
@@ -318,7 +275,7 @@ async fn external_etcd_runs_the_workload_and_refuses_node_faults() {
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
-    let refused = run_faultline(&base(&["--nemesis", "kill"])).await;
+    let refused = run_faultline(&base(&["--nemesis", "kill"]), RUN_TIMEOUT).await;
     assert_eq!(refused.status.code(), Some(3), "{}", describe(&refused));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -326,7 +283,7 @@ async fn external_etcd_runs_the_workload_and_refuses_node_faults() {
         "{stderr}"
     );
 
-    let out = run_faultline(&base(&["--nemesis", "none", "--seed", "3"])).await;
+    let out = run_faultline(&base(&["--nemesis", "none", "--seed", "3"]), RUN_TIMEOUT).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let json = results_json(&results);
     assert_eq!(json["verdict"], "valid", "{json:#}");

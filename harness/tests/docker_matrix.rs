@@ -2,28 +2,14 @@
 //!
 //! Prints "skipping: ..." and returns when Docker or the raftkv binary is out of reach.
 
+mod cli_common;
 mod matrix_common;
 
-use std::path::PathBuf;
-
-use faultline::docker::DockerApi;
-use faultline::image::default_raftkv_binary;
-
-async fn prerequisites() -> Option<PathBuf> {
-    if let Err(e) = DockerApi::connect(10_000).await {
-        eprintln!("skipping: Docker is unreachable: {e}");
-        return None;
-    }
-    let binary = default_raftkv_binary();
-    if binary.is_none() {
-        eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
-    }
-    binary
-}
+use cli_common::docker_and_raftkv_or_skip;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bug_is_found_and_correct_raftkv_is_valid_under_every_nemesis() {
-    let Some(raftkv) = prerequisites().await else {
+    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
         return;
     };
     matrix_common::run_matrix("docker", &raftkv).await;
