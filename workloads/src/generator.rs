@@ -366,8 +366,9 @@ mod tests {
         assert!(matches!(g.next_request(4), Request::Acquire { .. }));
     }
 
-    #[test]
-    fn a_stale_token_drops_the_lease() {
+    /// A lock client that holds token 5 and whose fenced write ended as `outcome`, and the
+    /// lock it held.
+    fn holder_after_write(outcome: fn(Value) -> Completion) -> (Generator, String) {
         let keys = KeySpace::new(Workload::Lock);
         let mut g = Generator::new(keys, 3, 1);
         let acq = g.next_request(1);
@@ -377,26 +378,23 @@ mod tests {
             token: 5,
             value: 1,
         };
-        g.observe(&fw, &Completion::fail(fw.invoke_value(), "stale-token"));
+        g.observe(&fw, &outcome(fw.invoke_value()));
+        (g, acq.key().to_string())
+    }
+
+    #[test]
+    fn a_stale_token_drops_the_lease() {
+        let (mut g, _) = holder_after_write(|v| Completion::fail(v, "stale-token"));
         assert!(matches!(g.next_request(1), Request::Acquire { .. }));
     }
 
     #[test]
     fn a_write_with_an_unknown_outcome_keeps_the_lease() {
-        let keys = KeySpace::new(Workload::Lock);
-        let mut g = Generator::new(keys, 3, 1);
-        let acq = g.next_request(1);
-        g.observe(&acq, &ok_acquire(acq.key(), 5));
-        let fw = Request::FencedWrite {
-            key: resource_key(acq.key()),
-            token: 5,
-            value: 1,
-        };
-        g.observe(&fw, &Completion::info(fw.invoke_value(), "timeout"));
+        let (mut g, lock) = holder_after_write(|v| Completion::info(v, "timeout"));
         // The client, now a new process, still believes it holds token 5.
         match g.next_request(11) {
             Request::FencedWrite { token, .. } => assert_eq!(token, 5),
-            Request::Read { key } => assert_eq!(key, resource_key(acq.key())),
+            Request::Read { key } => assert_eq!(key, resource_key(&lock)),
             other => panic!("expected the holder to go on, got {other:?}"),
         }
     }
