@@ -12,12 +12,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use faultline::image::default_raftkv_binary;
 use faultline::local::{LocalCluster, LocalProgram};
-use faultline_nemeses::{Cluster, ClusterError, Grudge, NetemSpec, NodeId, PacketFault};
+use faultline_nemeses::{
+    ActiveFault, Cluster, ClusterError, FaultKind, Figure8Stage, Grudge, LeaderProbe, Nemesis,
+    NetemSpec, NodeId, PacketFault,
+};
 
 mod local_common;
-use local_common::{bounded, processes_under, start_cluster, Run};
+use local_common::{bounded, processes_under, start_cluster, start_cluster_of, Run};
 
 /// Upper bound of one fault test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -770,6 +774,108 @@ async fn a_leader_whose_clock_jumped_back_serves_stale_reads_only_under_lease_cl
             !answer.as_deref().is_some_and(|b| b.contains("v1")),
             "correct raftkv served the overwritten value from a lease: {answer:?}"
         );
+    })
+    .await;
+}
+
+/// The leader and commit index as raftkv's `/status` tells them, for the nemesis.
+struct StatusProbe {
+    addrs: Vec<(NodeId, SocketAddr)>,
+}
+
+#[async_trait]
+impl LeaderProbe for StatusProbe {
+    async fn leader(&self) -> Option<NodeId> {
+        let mut best: Option<(u64, NodeId)> = None;
+        for (id, addr) in &self.addrs {
+            if let Ok(s) = status(*addr, Duration::from_millis(300)).await {
+                if s["role"] == "leader" && best.is_none_or(|(t, _)| num(&s, "term") > t) {
+                    best = Some((num(&s, "term"), *id));
+                }
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
+    async fn commit_index(&self, node: NodeId) -> Option<u64> {
+        let (_, addr) = self.addrs.iter().find(|(id, _)| *id == node)?;
+        let s = status(*addr, Duration::from_millis(300)).await.ok()?;
+        Some(num(&s, "commit_index"))
+    }
+}
+
+/// The figure8 walk on five correct raftkv nodes, run as the harness runs them under this
+/// fault (one entry per append message): the probe sees the elections it plans (the
+/// usurper, then the old leader again), the side it leaves in charge (voter, follower,
+/// usurper) elects a leader in a later term while the old leader's side cannot commit, and
+/// the stop undoes it all: the five agree on one commit index and writes commit through
+/// every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figure8_walks_its_elections_and_its_stop_reunites_the_cluster() {
+    let Some(raftkv) = raftkv_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    bounded(TEST_TIMEOUT, async {
+        let mut program = LocalProgram::raftkv(&raftkv, &[]);
+        program
+            .args
+            .extend(["--max-append-entries".to_string(), "1".to_string()]);
+        let (cluster, dir) = start_cluster_of(5, program, false).await;
+        let f = Fixture { cluster, _dir: dir };
+        let all = [1, 2, 3, 4, 5];
+        let (_, first_term) = f.leader(&all, Duration::from_secs(10)).await;
+        let probe = StatusProbe {
+            addrs: all.iter().map(|&n| (NodeId(n), f.addr(n))).collect(),
+        };
+        let mut nemesis = Nemesis::new(f.cluster.clone(), Some(Arc::new(probe)), 11);
+        let fault = nemesis.start(FaultKind::Figure8).await.expect("figure8");
+        eprintln!("fault: {fault}");
+        let ActiveFault::Figure8 { roles, reached, .. } = fault.clone() else {
+            panic!("not a figure8 fault: {fault:?}");
+        };
+        assert!(
+            reached >= Figure8Stage::OldReelected,
+            "the walk stopped early: {fault}"
+        );
+        let side = [roles.voter.0, roles.follower.0, roles.usurper.0];
+        let (_, term) = f.leader(&side, Duration::from_secs(10)).await;
+        assert!(term > first_term, "the last side elected in a later term");
+        assert!(
+            f.put(roles.old.0, "during", "figure8").await.is_err(),
+            "the old leader's side committed a write while cut off"
+        );
+
+        nemesis.stop(&fault).await.expect("stop");
+        assert!(nemesis.is_healed());
+        for via in all {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while let Err(e) = f.put(via, "healed", "yes").await {
+                assert!(
+                    Instant::now() < deadline,
+                    "write via n{via} after the stop: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut commits = Vec::new();
+            for n in all {
+                if let Ok(s) = status(f.addr(n), Duration::from_secs(1)).await {
+                    commits.push(num(&s, "commit_index"));
+                }
+            }
+            if commits.len() == all.len() && commits.iter().all(|c| *c == commits[0]) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the five do not agree after the stop: {commits:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        f.cluster.teardown().await.unwrap();
     })
     .await;
 }

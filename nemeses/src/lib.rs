@@ -11,7 +11,10 @@ pub mod shapes;
 pub use clock::{faketime_spec, ClockShape, ClockSkew};
 pub use cluster::{Cluster, ClusterError, Node, NodeId};
 pub use grudge::Grudge;
-pub use nemesis::{ActiveFault, DiskFault, FaultKind, LeaderProbe, Nemesis, PartitionShape};
+pub use nemesis::{
+    ActiveFault, DiskFault, FaultKind, Figure8Roles, Figure8Stage, LeaderProbe, Nemesis,
+    PartitionShape,
+};
 pub use netem::{NetemSpec, PacketCaps, PacketFault};
 pub use schedule::{EventLog, Schedule, ScheduleConfig, ScheduleReport};
 pub use shapes::{parse_names, Shapes};

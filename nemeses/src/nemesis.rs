@@ -52,6 +52,9 @@ use crate::grudge::Grudge;
 use crate::netem::{NetemSpec, PacketCaps, PacketFault};
 use crate::shapes::Shapes;
 
+mod figure8;
+pub use figure8::{Figure8Roles, Figure8Stage, COMMIT_LIMIT, CUT_AFTER, FIGURE8_NODES, LINK_DELAY};
+
 /// Longest a single cluster call may take before the nemesis gives up on it.
 pub const CLUSTER_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Attempts per heal step at the end of a run.
@@ -70,10 +73,11 @@ pub enum FaultKind {
     Netem,
     Clock,
     Disk,
+    Figure8,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Partition,
         FaultKind::Kill,
         FaultKind::Pause,
@@ -81,6 +85,7 @@ impl FaultKind {
         FaultKind::Netem,
         FaultKind::Clock,
         FaultKind::Disk,
+        FaultKind::Figure8,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +97,7 @@ impl FaultKind {
             FaultKind::Netem => "netem",
             FaultKind::Clock => "clock",
             FaultKind::Disk => "disk",
+            FaultKind::Figure8 => "figure8",
         }
     }
 
@@ -121,7 +127,7 @@ impl fmt::Display for FaultKind {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "unknown nemesis {0:?}; expected a comma-separated list of: partition, kill, pause, \
-     restart, netem, clock, disk (or none)"
+     restart, netem, clock, disk, figure8 (or none)"
 )]
 pub struct UnknownFault(pub String);
 
@@ -199,6 +205,13 @@ impl DiskFault {
 #[async_trait]
 pub trait LeaderProbe: Send + Sync {
     async fn leader(&self) -> Option<NodeId>;
+
+    /// The node's Raft commit index, for faults timed by replication (`figure8`); `None`
+    /// when the target does not tell (the default) or the node does not answer.
+    async fn commit_index(&self, node: NodeId) -> Option<u64> {
+        let _ = node;
+        None
+    }
 }
 
 /// A fault currently in effect (or, for `Restart`, just done).
@@ -239,6 +252,12 @@ pub enum ActiveFault {
         /// What was corrupted, for `CorruptTail`.
         detail: Option<String>,
     },
+    /// The directed Figure-8 walk ([`figure8`]); `grudge` is the partition it left.
+    Figure8 {
+        roles: Figure8Roles,
+        reached: Figure8Stage,
+        grudge: Grudge,
+    },
 }
 
 fn node_list(nodes: &[NodeId]) -> Value {
@@ -263,6 +282,7 @@ impl ActiveFault {
             ActiveFault::Netem { .. } => FaultKind::Netem,
             ActiveFault::Clock { .. } => FaultKind::Clock,
             ActiveFault::Disk { .. } => FaultKind::Disk,
+            ActiveFault::Figure8 { .. } => FaultKind::Figure8,
         }
     }
 
@@ -311,6 +331,23 @@ impl ActiveFault {
                     m.insert("detail".to_string(), Value::from(d.as_str()));
                 }
             }
+            ActiveFault::Figure8 {
+                roles,
+                reached,
+                grudge,
+            } => {
+                for (role, node) in [
+                    ("old", roles.old),
+                    ("partner", roles.partner),
+                    ("voter", roles.voter),
+                    ("follower", roles.follower),
+                    ("usurper", roles.usurper),
+                ] {
+                    m.insert(role.to_string(), Value::from(node.to_string()));
+                }
+                m.insert("reached".to_string(), Value::from(reached.name()));
+                m.insert("grudge".to_string(), Value::from(grudge.to_string()));
+            }
         }
         Value::Map(m)
     }
@@ -346,6 +383,14 @@ impl fmt::Display for ActiveFault {
             ActiveFault::Disk { nodes, fault, .. } => {
                 write!(f, "disk {} {}", fault.name(), join(nodes))
             }
+            ActiveFault::Figure8 { roles, reached, .. } => write!(
+                f,
+                "figure8 old {} usurper {} voter {} ({})",
+                roles.old,
+                roles.usurper,
+                roles.voter,
+                reached.name()
+            ),
         }
     }
 }
@@ -526,6 +571,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
                 })
             }
             FaultKind::Netem => self.start_netem(&nodes, random_node).await,
+            FaultKind::Figure8 => self.start_figure8(&nodes).await,
             FaultKind::Clock => {
                 let skew = ClockSkew::random_of(&mut self.rng, &self.shapes.clock);
                 // A leader with a wrong clock is where clock bugs bite (leases); include it.
@@ -780,6 +826,13 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
                 for &node in nodes {
                     self.reset_clock(node).await?;
                 }
+            }
+            ActiveFault::Figure8 { roles, .. } => {
+                // A heal removes the partition and every packet fault.
+                bounded("heal", "cluster".into(), cluster.heal()).await?;
+                self.partitioned = false;
+                self.netem.remove(&roles.old);
+                self.netem.remove(&roles.usurper);
             }
         }
         Ok(())

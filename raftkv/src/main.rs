@@ -52,6 +52,10 @@ struct Cli {
     /// Serve reads under a leader lease instead of a ReadIndex heartbeat round.
     #[arg(long)]
     lease_reads: bool,
+    /// Most log entries one AppendEntries message carries (etcd's MaxSizePerMsg, counted
+    /// in entries). 1 sends each entry in its own message, as the Raft paper draws them.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    max_append_entries: u64,
     /// How long a client request waits for commit (or forwarding) before `timeout`.
     #[arg(long, default_value_t = 2000)]
     request_timeout_ms: u64,
@@ -117,6 +121,8 @@ fn raft_config(cli: &Cli) -> anyhow::Result<Config> {
             ReadMode::ReadIndex
         },
         tick_ms: tick,
+        max_entries_per_msg: usize::try_from(cli.max_append_entries)
+            .context("--max-append-entries")?,
         bugs,
         ..Config::default()
     };
@@ -301,5 +307,13 @@ mod tests {
         assert!(parse_range("300-150").is_err());
         assert!(raft_config(&cli(&["--bug", "nonsense"])).is_err());
         assert!(raft_config(&cli(&["--election-timeout-ms", "20-30"])).is_err());
+        assert!(Cli::try_parse_from(["raftkv", "--max-append-entries", "0"]).is_err());
+    }
+
+    #[test]
+    fn append_batches_can_be_one_entry() {
+        assert_eq!(raft_config(&cli(&[])).unwrap().max_entries_per_msg, 256);
+        let one = raft_config(&cli(&["--max-append-entries", "1"])).unwrap();
+        assert_eq!(one.max_entries_per_msg, 1);
     }
 }

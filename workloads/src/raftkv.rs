@@ -166,6 +166,23 @@ impl RaftKvClient {
         (*count > 0).then_some(best)
     }
 
+    /// The commit index node `i` reports in `GET /status`; `None` if it does not answer.
+    pub async fn commit_index(&self, i: usize) -> Option<u64> {
+        let node = self.nodes.get(i)?;
+        let resp = self
+            .http
+            .get(format!("{node}/status"))
+            .timeout(STATUS_TIMEOUT)
+            .send()
+            .await
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let status: serde_json::Value = resp.json().await.ok()?;
+        status.get("commit_index")?.as_u64()
+    }
+
     /// Maps a leader hint (an address, URL, node name like `n2`, or node id) to a node.
     fn node_index(&self, hint: &serde_json::Value) -> Option<usize> {
         if let Some(id) = hint.as_u64() {

@@ -127,7 +127,35 @@ const MAX_NODES: u32 = 15;
 const MAX_CONCURRENCY: usize = 1_024;
 const MAX_RATE_PER_S: f64 = 100_000.0;
 
+/// raftkv's own default wait for a request's commit (`--request-timeout-ms`).
+pub const RAFTKV_REQUEST_TIMEOUT_MS: u64 = 2_000;
+
 impl TestConfig {
+    /// raftkv's options for this run, the same on every backend (bugs aside):
+    /// - it waits for a request's commit as long as the client waits for its answer
+    ///   (`--op-timeout`; never less than raftkv's own 2 s), so a write that commits late
+    ///   is acknowledged rather than cut off by the server first;
+    /// - the `disk` nemesis crashes nodes through its file layer that loses unsynced
+    ///   writes;
+    /// - `figure8` needs one log entry per append message, the granularity at which the
+    ///   paper's Figure 8 happens: with bigger batches a new leader's no-op rides in the
+    ///   same message as the old entries, and the interleaving cannot occur.
+    pub fn raftkv_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--request-timeout-ms".to_string(),
+            self.op_timeout_ms
+                .max(RAFTKV_REQUEST_TIMEOUT_MS)
+                .to_string(),
+        ];
+        if self.nemesis.contains(&FaultKind::Disk) {
+            args.push("--lose-unsynced".to_string());
+        }
+        if self.nemesis.contains(&FaultKind::Figure8) {
+            args.extend(["--max-append-entries".to_string(), "1".to_string()]);
+        }
+        args
+    }
+
     /// The results folder name: `name`, or `<target>-<workload>`.
     pub fn test_name(&self) -> String {
         if self.name.is_empty() {
@@ -372,6 +400,26 @@ mod tests {
         let mut full = vec!["faultline"];
         full.extend_from_slice(args);
         Cli::try_parse_from(full).map(|c| c.args.to_config())
+    }
+
+    #[test]
+    fn raftkv_gets_what_the_faults_and_timeouts_need() {
+        let c = parse(&["--nemesis", "partition"]).unwrap();
+        assert_eq!(c.raftkv_args(), ["--request-timeout-ms", "2000"]);
+        let c = parse(&["--nemesis", "disk,figure8", "--op-timeout", "10s"]).unwrap();
+        assert_eq!(
+            c.raftkv_args(),
+            [
+                "--request-timeout-ms",
+                "10000",
+                "--lose-unsynced",
+                "--max-append-entries",
+                "1"
+            ]
+        );
+        // A shorter client timeout leaves raftkv's own.
+        let c = parse(&["--op-timeout", "500ms"]).unwrap();
+        assert_eq!(c.raftkv_args()[1], "2000");
     }
 
     #[test]

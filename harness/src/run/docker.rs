@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use faultline_nemeses::FaultKind;
-
 use crate::docker::{
     cleanup_stale_runs, new_run_id, DockerApi, DockerCluster, DockerClusterConfig, NodeProgram,
     DEFAULT_CALL_TIMEOUT_MS,
@@ -22,14 +20,12 @@ pub const RAFTKV_PORT: u16 = 8080;
 /// Longest wait for every node to accept connections after the containers start.
 const LISTEN_TIMEOUT_MS: u64 = 60_000;
 
-/// raftkv with the run's bugs; with the `disk` nemesis, also its lose-unsynced file layer,
-/// so a crash loses what was not fsynced (the fault the `disk` kind injects).
+/// raftkv with the run's bugs and the options the run needs
+/// ([`TestConfig::raftkv_args`]).
 pub fn raftkv_program(config: &TestConfig) -> NodeProgram {
     let bugs = config.bugs.join(",");
     let mut program = NodeProgram::raftkv(RAFTKV_PORT, (!bugs.is_empty()).then_some(bugs.as_str()));
-    if config.nemesis.contains(&FaultKind::Disk) {
-        program.args.push("--lose-unsynced".into());
-    }
+    program.args.extend(config.raftkv_args());
     program
 }
 

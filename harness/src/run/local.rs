@@ -150,8 +150,8 @@ pub async fn start_local(
     Ok(Arc::new(cluster))
 }
 
-/// raftkv (located or built) with the run's bugs; with the `disk` nemesis, its file layer
-/// that loses unsynced writes on a crash (as on Docker), the fault that kind injects.
+/// raftkv (located or built) with the run's bugs and the options the run needs
+/// ([`TestConfig::raftkv_args`], as on Docker).
 async fn raftkv_program(
     config: &TestConfig,
     dir: &RunDir,
@@ -166,8 +166,6 @@ async fn raftkv_program(
     let binary = locate_raftkv_binary(config.raftkv_binary.as_deref(), &report).await?;
     dir.log(&format!("raftkv binary {}", binary.display()));
     let mut program = LocalProgram::raftkv(&binary, &config.bugs);
-    if config.nemesis.contains(&FaultKind::Disk) {
-        program.args.push("--lose-unsynced".into());
-    }
+    program.args.extend(config.raftkv_args());
     Ok(program)
 }

@@ -24,6 +24,7 @@ pub fn verb(kind: FaultKind) -> &'static str {
         FaultKind::Netem => "delay or drop packets of",
         FaultKind::Clock => "skew the clocks of",
         FaultKind::Disk => "corrupt the disks of",
+        FaultKind::Figure8 => "partition and delay links between",
     }
 }
 

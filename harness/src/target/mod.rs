@@ -165,6 +165,15 @@ impl LeaderProbe for TargetLeader {
         let i = self.client.leader().await?;
         self.ids.get(i).copied()
     }
+
+    async fn commit_index(&self, node: NodeId) -> Option<u64> {
+        let i = self.ids.iter().position(|id| *id == node)?;
+        match &self.client {
+            TargetClient::Raftkv(c) => c.commit_index(i).await,
+            // Their status APIs are not asked; the faults that use this fall back to timing.
+            TargetClient::Etcd(_) | TargetClient::Consul(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]

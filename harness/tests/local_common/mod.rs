@@ -1,5 +1,5 @@
 //! Helpers shared by the local-backend tests (`local_backend.rs`, `local_etcd.rs`): a time
-//! bound per test, a 3-node cluster of a program, how a `faultline test` child ended, and
+//! bound per test, a cluster of a program (3 nodes unless told), how a `faultline test` child ended, and
 //! the node processes a run left behind.
 
 use std::path::{Path, PathBuf};
@@ -22,9 +22,18 @@ pub async fn start_cluster(
     program: LocalProgram,
     clock_faults: bool,
 ) -> (Arc<LocalCluster>, tempfile::TempDir) {
+    start_cluster_of(3, program, clock_faults).await
+}
+
+/// `nodes` nodes of `program`, as [`start_cluster`].
+pub async fn start_cluster_of(
+    nodes: u32,
+    program: LocalProgram,
+    clock_faults: bool,
+) -> (Arc<LocalCluster>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = LocalClusterConfig {
-        nodes: 3,
+        nodes,
         program,
         root: dir.path().join("nodes"),
         clock_faults,

@@ -11,16 +11,21 @@ use std::time::Duration;
 /// The whole matrix, image build included, must finish within this.
 const MATRIX_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 
-/// Cells left out of the CI matrix, with why (each one is still in `faultline test-all`).
-pub const LEFT_OUT: &[(&str, &str)] = &[(
-    "old-term-commit",
-    "not found in 5 tries of 15 s: the Figure-8 interleaving needs a leader to crash \
-         between replicating an old-term entry to a majority and replicating its own no-op, \
-         and the overwritten entry to be read before and after; found by raftkv's \
-         simulation (tests/sim_bugs.rs) and model check (tests/model_check.rs)",
-)];
+/// Cells left out of the CI matrix on a backend, with why (each one is still in
+/// `faultline test-all`).
+pub fn left_out(backend: &str) -> &'static [(&'static str, &'static str)] {
+    match backend {
+        "docker" => &[(
+            "figure8",
+            "the figure8 walk delays single links, and Docker's packet faults need the \
+             kernel's sch_netem, which this machine's kernel lacks (the run would inject \
+             nothing); the local backend's link proxies run both figure8 cells",
+        )],
+        _ => &[],
+    }
+}
 
-/// Runs every cell not in [`LEFT_OUT`] on `backend` (`docker` or `local`) with `raftkv`.
+/// Runs every cell not in [`left_out`] on `backend` (`docker` or `local`) with `raftkv`.
 pub async fn run_matrix(backend: &str, raftkv: &Path) {
     let dir = tempfile::tempdir().expect("tempdir");
     let junit = dir.path().join("matrix.xml");
@@ -48,17 +53,21 @@ pub async fn run_matrix(backend: &str, raftkv: &Path) {
     let cells: Vec<String> = String::from_utf8_lossy(&all.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .filter(|name| !LEFT_OUT.iter().any(|(left, _)| name.contains(left)))
+        .filter(|name| {
+            !left_out(backend)
+                .iter()
+                .any(|(left, _)| name.contains(left))
+        })
         .collect();
     assert!(
-        cells.len() + LEFT_OUT.len() >= 15,
+        cells.len() + left_out(backend).len() >= 15,
         "the matrix lists {} cells",
         cells.len()
     );
     for c in &cells {
         args.extend(["--only".into(), c.clone()]);
     }
-    for (cell, why) in LEFT_OUT {
+    for (cell, why) in left_out(backend) {
         eprintln!("left out of this test: {cell}: {why}");
     }
 

@@ -552,6 +552,13 @@ impl Raft {
             return;
         }
         if self.log.term(prev_index) != Some(prev_term) {
+            tracing::debug!(
+                id = self.id,
+                leader = from,
+                prev_index,
+                last_index = self.log.last_index(),
+                "append does not match our log; rejecting"
+            );
             let (hint_index, hint_term) = if prev_index > self.log.last_index() {
                 (self.log.last_index() + 1, None)
             } else {
@@ -877,7 +884,13 @@ impl Raft {
     }
 
     fn become_leader(&mut self) {
-        tracing::debug!(id = self.id, term = self.term, "became leader");
+        tracing::debug!(
+            id = self.id,
+            term = self.term,
+            last_index = self.log.last_index(),
+            committed = self.log.committed,
+            "became leader"
+        );
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.votes.clear();
@@ -1141,6 +1154,15 @@ impl Raft {
         }
         // BUG old-term-commit: counting replicas of an earlier term's entry (Figure 8).
         if self.log.term(m) == Some(self.term) || self.config.has_bug(Bug::OldTermCommit) {
+            if self.log.term(m) != Some(self.term) {
+                tracing::debug!(
+                    id = self.id,
+                    term = self.term,
+                    index = m,
+                    entry_term = ?self.log.term(m),
+                    "committing an earlier term's entry by counting replicas"
+                );
+            }
             self.log.committed = m;
             self.maybe_apply();
             self.advance_reads();
