@@ -21,6 +21,10 @@
 //!   corrupted by a flipped byte while it is down; the nodes are started again on stop.
 //!   The whole cluster, because nodes that stay up keep every entry the others lost, and
 //!   Raft rightly elects one of them.
+//! - `figure8`: a directed walk of five nodes into Figure 8 of the Raft paper (partitions,
+//!   one delayed link, each step waiting on the leader probe), for leaders that commit
+//!   earlier terms' entries by count; see [`figure8`](self::figure8). The partition it
+//!   leaves is healed on stop.
 //!
 //! A kind the cluster cannot do at all comes back as `ClusterError::Unsupported`, which the
 //! schedule skips. Every cluster call is bounded by [`CLUSTER_CALL_TIMEOUT`] on top of the
