@@ -280,7 +280,8 @@ pub struct TestArgs {
     #[arg(long, default_value = "register", value_parser = parse_workload)]
     pub workload: Workload,
     /// Faults to inject, comma-separated: partition, kill, pause, restart, netem, clock,
-    /// disk; or none. Each kind runs as its own stream, so several overlap.
+    /// disk, figure8 (a directed walk into Raft's Figure 8; 5 nodes, per-link delay); or
+    /// none. Each kind runs as its own stream, so several overlap.
     #[arg(long, default_value = "partition,kill", value_parser = parse_nemesis)]
     pub nemesis: NemesisList,
     /// Time between starting a fault and stopping it (and between faults).

@@ -24,10 +24,11 @@
 //!    (three of five), and answers that write's client.
 //! 3. As soon as `old`'s commit index moves (the probe asks it; where the target does not
 //!    tell, [`CUT_AFTER`] after the probe named it leader), before its no-op reaches
-//!    `voter`: `{old, partner} | {voter, follower, usurper}`. `usurper`'s log (its term's no-op)
-//!    is more up to date than `voter`'s (old-term entries only), so `usurper` or
-//!    `follower` wins with `voter`'s vote and overwrites the entry `old` committed: an
-//!    acknowledged write is gone, and reads show it.
+//!    `voter`: `{old, partner} | {voter, follower, usurper}`. The logs of `usurper` and
+//!    `follower` (which hold `usurper`'s no-op) are more up to date than `voter`'s
+//!    (old-term entries only), so one of them wins with `voter`'s vote and overwrites the
+//!    entry `old` committed: a write a client was told of is gone, and a later read or
+//!    cas of its key can show it.
 //!
 //! Each wait is bounded by [`STEP_LIMIT`]; a step that does not happen ends the fault
 //! there, and the fault's record says how far it got. Message timings make it hit only
