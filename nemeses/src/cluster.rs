@@ -160,3 +160,15 @@ pub trait Cluster: Send + Sync {
             .ok_or(ClusterError::UnknownNode(id))
     }
 }
+
+/// `n1..=nN` with made-up client addresses, for the fake clusters of unit tests.
+#[cfg(test)]
+pub(crate) fn test_nodes(n: u32) -> Vec<Node> {
+    (1..=n)
+        .map(|i| Node {
+            id: NodeId(i),
+            name: format!("n{i}"),
+            client_addr: format!("10.0.0.{i}:8080"),
+        })
+        .collect()
+}

@@ -323,13 +323,7 @@ mod tests {
     impl FakeCluster {
         fn new(n: u32, fail_partitions: bool) -> Arc<FakeCluster> {
             Arc::new(FakeCluster {
-                nodes: (1..=n)
-                    .map(|i| Node {
-                        id: NodeId(i),
-                        name: format!("n{i}"),
-                        client_addr: format!("10.0.0.{i}:8080"),
-                    })
-                    .collect(),
+                nodes: crate::cluster::test_nodes(n),
                 calls: Mutex::new(Vec::new()),
                 start: Instant::now(),
                 fail_partitions,

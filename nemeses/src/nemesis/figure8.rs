@@ -319,13 +319,7 @@ mod tests {
     impl Scripted {
         fn new(n: u32, caps: PacketCaps, commit_moves_after: Option<u64>) -> Arc<Scripted> {
             Arc::new(Scripted {
-                nodes: (1..=n)
-                    .map(|i| Node {
-                        id: NodeId(i),
-                        name: format!("n{i}"),
-                        client_addr: format!("10.0.0.{i}:8080"),
-                    })
-                    .collect(),
+                nodes: crate::cluster::test_nodes(n),
                 caps,
                 calls: Mutex::new(Vec::new()),
                 leader: Mutex::new(Some(NodeId(2))),
