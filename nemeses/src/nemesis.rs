@@ -661,16 +661,38 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
         } else {
             PacketFault::node_wide(spec)
         };
+        self.apply_netem(node, &fault).await?;
+        Ok(ActiveFault::Netem { node, fault })
+    }
+
+    /// Puts `fault` on `node`'s egress, remembering it for the heal unless the cluster
+    /// refused it outright.
+    async fn apply_netem(&mut self, node: NodeId, fault: &PacketFault) -> Result<(), ClusterError> {
         self.netem.insert(node);
         let cluster = self.cluster.clone();
-        let call = cluster.netem(node, &fault);
+        let call = cluster.netem(node, fault);
         if let Err(e) = bounded("netem", fault.target(node), call).await {
             if changed_nothing(&e) {
                 self.netem.remove(&node);
             }
             return Err(e);
         }
-        Ok(ActiveFault::Netem { node, fault })
+        Ok(())
+    }
+
+    /// Clears `node`'s packet fault.
+    async fn clear_netem_of(&mut self, node: NodeId) -> Result<(), ClusterError> {
+        let cluster = self.cluster.clone();
+        bounded("clear netem", node.to_string(), cluster.clear_netem(node)).await?;
+        self.netem.remove(&node);
+        Ok(())
+    }
+
+    /// Replaces the network faults with `grudge` (marked for the heal before the call).
+    async fn set_partition(&mut self, grudge: &Grudge) -> Result<(), ClusterError> {
+        self.partitioned = true;
+        let cluster = self.cluster.clone();
+        bounded("partition", grudge.to_string(), cluster.partition(grudge)).await
     }
 
     async fn start_partition(
@@ -708,9 +730,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
             PartitionShape::Bridge => Grudge::bridge(nodes, &mut self.rng),
             PartitionShape::OneWay => Grudge::one_way(nodes, &mut self.rng),
         };
-        self.partitioned = true;
-        let cluster = self.cluster.clone();
-        bounded("partition", grudge.to_string(), cluster.partition(&grudge)).await?;
+        self.set_partition(&grudge).await?;
         Ok(ActiveFault::Partition { shape, grudge })
     }
 
@@ -821,11 +841,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
                 self.paused.remove(node);
             }
             ActiveFault::Restart { .. } => {}
-            ActiveFault::Netem { node, .. } => {
-                let cleared = cluster.clear_netem(*node);
-                bounded("clear netem", node.to_string(), cleared).await?;
-                self.netem.remove(node);
-            }
+            ActiveFault::Netem { node, .. } => self.clear_netem_of(*node).await?,
             ActiveFault::Clock { nodes, .. } => {
                 for &node in nodes {
                     self.reset_clock(node).await?;

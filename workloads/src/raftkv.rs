@@ -122,19 +122,9 @@ impl RaftKvClient {
     /// one most nodes name in `"leader"` (a raft id, 1-based in node order). `None` if no
     /// node knows a leader.
     pub async fn leader(&self) -> Option<usize> {
-        let probes = self.nodes.iter().map(|n| {
-            let req = self
-                .http
-                .get(format!("{n}/status"))
-                .timeout(STATUS_TIMEOUT)
-                .send();
-            async move {
-                let resp = req.await.ok()?;
-                if !resp.status().is_success() {
-                    return None;
-                }
-                resp.json::<serde_json::Value>().await.ok()
-            }
+        let probes = (0..self.nodes.len()).map(|i| {
+            let client = self.clone();
+            async move { client.status(i).await }
         });
         // Probe all nodes at once so a partitioned node costs one timeout, not one each.
         let handles: Vec<_> = probes.map(tokio::spawn).collect();
@@ -166,12 +156,11 @@ impl RaftKvClient {
         (*count > 0).then_some(best)
     }
 
-    /// The commit index node `i` reports in `GET /status`; `None` if it does not answer.
-    pub async fn commit_index(&self, i: usize) -> Option<u64> {
-        let node = self.nodes.get(i)?;
+    /// Node `i`'s `GET /status` within [`STATUS_TIMEOUT`]; `None` if it does not answer.
+    async fn status(&self, i: usize) -> Option<serde_json::Value> {
         let resp = self
             .http
-            .get(format!("{node}/status"))
+            .get(format!("{}/status", self.nodes.get(i)?))
             .timeout(STATUS_TIMEOUT)
             .send()
             .await
@@ -179,8 +168,12 @@ impl RaftKvClient {
         if !resp.status().is_success() {
             return None;
         }
-        let status: serde_json::Value = resp.json().await.ok()?;
-        status.get("commit_index")?.as_u64()
+        resp.json().await.ok()
+    }
+
+    /// The commit index node `i` reports in `GET /status`; `None` if it does not answer.
+    pub async fn commit_index(&self, i: usize) -> Option<u64> {
+        self.status(i).await?.get("commit_index")?.as_u64()
     }
 
     /// Maps a leader hint (an address, URL, node name like `n2`, or node id) to a node.

@@ -43,7 +43,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{bounded, changed_nothing, ActiveFault, Nemesis};
+use super::{ActiveFault, Nemesis};
 use crate::cluster::{Cluster, ClusterError, NodeId};
 use crate::grudge::Grudge;
 use crate::netem::{NetemSpec, PacketFault};
@@ -198,7 +198,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
 
         let reelect = roles.reelect_old();
         self.set_partition(&reelect).await?;
-        self.clear_link(roles.usurper).await?;
+        self.clear_netem_of(roles.usurper).await?;
         self.slow_link(roles.old, roles.voter, delay).await?;
         fault = ActiveFault::Figure8 {
             roles,
@@ -217,7 +217,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
 
         let overwrite = roles.overwrite();
         self.set_partition(&overwrite).await?;
-        self.clear_link(roles.old).await?;
+        self.clear_netem_of(roles.old).await?;
         Ok(ActiveFault::Figure8 {
             roles,
             reached,
@@ -258,12 +258,6 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
         false
     }
 
-    async fn set_partition(&mut self, grudge: &Grudge) -> Result<(), ClusterError> {
-        self.partitioned = true;
-        let cluster = self.cluster.clone();
-        bounded("partition", grudge.to_string(), cluster.partition(grudge)).await
-    }
-
     /// Delays `from`'s packets to `to` by `delay_ms`.
     async fn slow_link(
         &mut self,
@@ -272,22 +266,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
         delay_ms: u32,
     ) -> Result<(), ClusterError> {
         let fault = PacketFault::links(NetemSpec::delay(delay_ms), &[to]);
-        self.netem.insert(from);
-        let cluster = self.cluster.clone();
-        if let Err(e) = bounded("netem", fault.target(from), cluster.netem(from, &fault)).await {
-            if changed_nothing(&e) {
-                self.netem.remove(&from);
-            }
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    async fn clear_link(&mut self, node: NodeId) -> Result<(), ClusterError> {
-        let cluster = self.cluster.clone();
-        bounded("clear netem", node.to_string(), cluster.clear_netem(node)).await?;
-        self.netem.remove(&node);
-        Ok(())
+        self.apply_netem(from, &fault).await
     }
 }
 
