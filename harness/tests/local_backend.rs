@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use faultline::image::default_raftkv_binary;
 use faultline::local::{LocalCluster, LocalProgram};
+use faultline::target::{TargetClient, TargetLeader};
 use faultline_nemeses::{
-    ActiveFault, Cluster, ClusterError, FaultKind, Figure8Stage, Grudge, LeaderProbe, Nemesis,
-    NetemSpec, NodeId, PacketFault,
+    ActiveFault, Cluster, ClusterError, FaultKind, Figure8Stage, Grudge, Nemesis, NetemSpec,
+    NodeId, PacketFault,
 };
+use faultline_workloads::raftkv::RaftKvClient;
 
 mod local_common;
 use local_common::{bounded, processes_under, start_cluster, start_cluster_of, Run};
@@ -120,6 +121,18 @@ impl Fixture {
         }
     }
 
+    /// Writes `key = value` through each of `nodes` in turn, retrying each until it
+    /// commits; fails the test if one does not within `within`.
+    async fn put_through_each(&self, nodes: &[u32], key: &str, value: &str, within: Duration) {
+        for &via in nodes {
+            let deadline = Instant::now() + within;
+            while let Err(e) = self.put(via, key, value).await {
+                assert!(Instant::now() < deadline, "write via n{via}: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
     /// Cuts `old` off from the others, waits for them to elect a new leader, and writes
     /// `k = v2` through it: the key the cut-off node last saw is now overwritten.
     async fn overwrite_behind(&self, old: u32) {
@@ -217,16 +230,8 @@ async fn partition_cuts_peer_links_and_heal_restores_them() {
             }
         }
         // Writes commit through any node again.
-        for via in [1, 2, 3] {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while let Err(e) = f.put(via, "healed", "yes").await {
-                assert!(
-                    Instant::now() < deadline,
-                    "write via n{via} after heal: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
+        f.put_through_each(&[1, 2, 3], "healed", "yes", Duration::from_secs(10))
+            .await;
         c.teardown().await.unwrap();
     })
     .await;
@@ -778,32 +783,6 @@ async fn a_leader_whose_clock_jumped_back_serves_stale_reads_only_under_lease_cl
     .await;
 }
 
-/// The leader and commit index as raftkv's `/status` tells them, for the nemesis.
-struct StatusProbe {
-    addrs: Vec<(NodeId, SocketAddr)>,
-}
-
-#[async_trait]
-impl LeaderProbe for StatusProbe {
-    async fn leader(&self) -> Option<NodeId> {
-        let mut best: Option<(u64, NodeId)> = None;
-        for (id, addr) in &self.addrs {
-            if let Ok(s) = status(*addr, Duration::from_millis(300)).await {
-                if s["role"] == "leader" && best.is_none_or(|(t, _)| num(&s, "term") > t) {
-                    best = Some((num(&s, "term"), *id));
-                }
-            }
-        }
-        best.map(|(_, id)| id)
-    }
-
-    async fn commit_index(&self, node: NodeId) -> Option<u64> {
-        let (_, addr) = self.addrs.iter().find(|(id, _)| *id == node)?;
-        let s = status(*addr, Duration::from_millis(300)).await.ok()?;
-        Some(num(&s, "commit_index"))
-    }
-}
-
 /// The figure8 walk on five correct raftkv nodes, run as the harness runs them under this
 /// fault (one entry per append message): the probe sees the elections it plans (the
 /// usurper, then the old leader again), the side it leaves in charge (voter, follower,
@@ -825,8 +804,11 @@ async fn figure8_walks_its_elections_and_its_stop_reunites_the_cluster() {
         let f = Fixture { cluster, _dir: dir };
         let all = [1, 2, 3, 4, 5];
         let (_, first_term) = f.leader(&all, Duration::from_secs(10)).await;
-        let probe = StatusProbe {
-            addrs: all.iter().map(|&n| (NodeId(n), f.addr(n))).collect(),
+        // The probe real runs use: raftkv's `/status`, for the leader and commit index.
+        let addrs: Vec<String> = all.iter().map(|&n| f.addr(n).to_string()).collect();
+        let probe = TargetLeader {
+            client: TargetClient::Raftkv(RaftKvClient::new(&addrs).expect("client")),
+            ids: all.iter().map(|&n| NodeId(n)).collect(),
         };
         let mut nemesis = Nemesis::new(f.cluster.clone(), Some(Arc::new(probe)), 11);
         let fault = nemesis.start(FaultKind::Figure8).await.expect("figure8");
@@ -848,16 +830,8 @@ async fn figure8_walks_its_elections_and_its_stop_reunites_the_cluster() {
 
         nemesis.stop(&fault).await.expect("stop");
         assert!(nemesis.is_healed());
-        for via in all {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while let Err(e) = f.put(via, "healed", "yes").await {
-                assert!(
-                    Instant::now() < deadline,
-                    "write via n{via} after the stop: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
+        f.put_through_each(&all, "healed", "yes", Duration::from_secs(15))
+            .await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let mut commits = Vec::new();
