@@ -111,33 +111,33 @@ impl RaftModel {
         }
     }
 
-    fn invoke(&self, s: &mut SysState, client: usize, idx: usize) -> Option<()> {
-        let op = *self.opts.clients[client].get(s.clients[client].next)?;
-        s.invocations += 1;
-        let now_ms = 10 * u64::from(s.invocations);
-        let (nodes, net, clients, history, ghost) = (
-            &mut s.nodes,
-            &mut s.net,
-            &mut s.clients,
-            &mut s.history,
-            &mut s.ghost,
-        );
-        let node = &mut nodes[idx];
-        let mut env = Env {
-            net,
-            clients,
-            history,
-            ghost,
+    /// Node `idx`, and the rest of the state as the environment it acts on.
+    fn node_env<'s>(&self, s: &'s mut SysState, idx: usize) -> (&'s mut NodeState, Env<'s>) {
+        let env = Env {
+            net: &mut s.net,
+            clients: &mut s.clients,
+            history: &mut s.history,
+            ghost: &mut s.ghost,
             max_in_flight: self.opts.max_in_flight,
             duplicating: self.opts.duplicating,
             fifo: self.opts.fifo,
         };
+        (&mut s.nodes[idx], env)
+    }
+
+    fn invoke(&self, s: &mut SysState, client: usize, idx: usize) -> Option<()> {
+        let op = *self.opts.clients[client].get(s.clients[client].next)?;
+        s.invocations += 1;
+        let now_ms = 10 * u64::from(s.invocations);
+        let written = (op == ClientOp::Write).then(|| {
+            s.writes += 1;
+            format!("v{}", s.writes)
+        });
+        let (node, mut env) = self.node_env(s, idx);
         let raft = node.raft.as_mut()?;
         match op {
             ClientOp::Write | ClientOp::Acquire => {
-                let op = if op == ClientOp::Write {
-                    s.writes += 1;
-                    let value = format!("v{}", s.writes);
+                let op = if let Some(value) = written {
                     env.history.push(HistEvent::Invoke {
                         client,
                         op: HistOp::Write(value.clone()),
@@ -305,23 +305,8 @@ impl Model for RaftModel {
                 .collect(),
         };
         for i in 0..s.nodes.len() {
-            let (nodes, net, clients, history, ghost) = (
-                &mut s.nodes,
-                &mut s.net,
-                &mut s.clients,
-                &mut s.history,
-                &mut s.ghost,
-            );
-            let mut env = Env {
-                net,
-                clients,
-                history,
-                ghost,
-                max_in_flight: self.opts.max_in_flight,
-                duplicating: self.opts.duplicating,
-                fifo: self.opts.fifo,
-            };
-            self.start(&mut nodes[i], &mut env);
+            let (node, mut env) = self.node_env(&mut s, i);
+            self.start(node, &mut env);
         }
         vec![s]
     }
@@ -386,37 +371,14 @@ impl Model for RaftModel {
                 if !self.opts.duplicating && !s.net.remove(&m) {
                     return None;
                 }
-                let (nodes, net, clients, history, ghost) = (
-                    &mut s.nodes,
-                    &mut s.net,
-                    &mut s.clients,
-                    &mut s.history,
-                    &mut s.ghost,
-                );
-                let node = &mut nodes[idx];
+                let (node, mut env) = self.node_env(&mut s, idx);
                 node.raft.as_mut()?.step(m);
-                let mut env = Env {
-                    net,
-                    clients,
-                    history,
-                    ghost,
-                    max_in_flight: self.opts.max_in_flight,
-                    duplicating: self.opts.duplicating,
-                    fifo: self.opts.fifo,
-                };
                 node.perform(&mut env);
             }
             Action::Timeout(id) => {
                 let idx = idx_of(&s, id)?;
                 s.timeouts += 1;
-                let (nodes, net, clients, history, ghost) = (
-                    &mut s.nodes,
-                    &mut s.net,
-                    &mut s.clients,
-                    &mut s.history,
-                    &mut s.ghost,
-                );
-                let node = &mut nodes[idx];
+                let (node, mut env) = self.node_env(&mut s, idx);
                 let raft = node.raft.as_mut()?;
                 if raft.is_leader() {
                     raft.tick(); // heartbeat interval: 1 tick
@@ -424,57 +386,18 @@ impl Model for RaftModel {
                     // Exactly one election timeout has passed without hearing a leader.
                     raft.advance_ticks(self.config.election_timeout_max_ticks);
                 }
-                let mut env = Env {
-                    net,
-                    clients,
-                    history,
-                    ghost,
-                    max_in_flight: self.opts.max_in_flight,
-                    duplicating: self.opts.duplicating,
-                    fifo: self.opts.fifo,
-                };
                 node.perform(&mut env);
             }
             Action::Crash(id) => {
                 let idx = idx_of(&s, id)?;
                 s.crashes += 1;
-                let (nodes, net, clients, history, ghost) = (
-                    &mut s.nodes,
-                    &mut s.net,
-                    &mut s.clients,
-                    &mut s.history,
-                    &mut s.ghost,
-                );
-                let mut env = Env {
-                    net,
-                    clients,
-                    history,
-                    ghost,
-                    max_in_flight: self.opts.max_in_flight,
-                    duplicating: self.opts.duplicating,
-                    fifo: self.opts.fifo,
-                };
-                nodes[idx].crash(&mut env);
+                let (node, mut env) = self.node_env(&mut s, idx);
+                node.crash(&mut env);
             }
             Action::Restart(id) => {
                 let idx = idx_of(&s, id)?;
-                let (nodes, net, clients, history, ghost) = (
-                    &mut s.nodes,
-                    &mut s.net,
-                    &mut s.clients,
-                    &mut s.history,
-                    &mut s.ghost,
-                );
-                let mut env = Env {
-                    net,
-                    clients,
-                    history,
-                    ghost,
-                    max_in_flight: self.opts.max_in_flight,
-                    duplicating: self.opts.duplicating,
-                    fifo: self.opts.fifo,
-                };
-                self.start(&mut nodes[idx], &mut env);
+                let (node, mut env) = self.node_env(&mut s, idx);
+                self.start(node, &mut env);
             }
         }
         self.observe(&mut s);
