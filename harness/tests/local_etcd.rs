@@ -25,9 +25,9 @@ use faultline::local::attribute::{read_socket_tables, socket_inodes};
 use faultline::local::{LocalCluster, LocalProgram};
 use faultline::run::config::Target;
 use faultline::run::TestConfig;
-use faultline::target::{driver, TargetClient};
+use faultline::target::{driver, TargetClient, TargetLeader};
 use faultline_checker::{EventType, Value};
-use faultline_nemeses::{Cluster, Grudge, NodeId};
+use faultline_nemeses::{Cluster, Grudge, LeaderProbe, NodeId};
 use faultline_workloads::{Client, Completion, Request};
 
 mod local_common;
@@ -207,6 +207,22 @@ async fn an_isolated_member_stops_serving_until_heal_while_the_majority_writes()
             written.1 < hung,
             "the majority wrote ({:?}) only after the isolated read gave up ({hung:?})",
             written.1
+        );
+        // The leader probe's commit index (the status's raftIndex): the majority's moved
+        // past anything the isolated member can know.
+        let probe = TargetLeader {
+            client: f.client(&IDS),
+            ids: ids.clone(),
+        };
+        let cut_off = probe.commit_index(NodeId(isolated)).await;
+        let moved_on = probe.commit_index(NodeId(majority[0])).await;
+        eprintln!(
+            "commit index: isolated n{isolated} {cut_off:?}, n{} {moved_on:?}",
+            majority[0]
+        );
+        assert!(
+            matches!((cut_off, moved_on), (Some(a), Some(b)) if a > 0 && a < b),
+            "commit indexes: isolated {cut_off:?}, majority {moved_on:?}"
         );
         c.heal().await.unwrap();
         let (value, back) = until_ok(&alone, &read(), Duration::from_secs(30)).await;

@@ -247,33 +247,47 @@ impl EtcdClient {
         }
     }
 
+    /// Asks the member at `base` for `/v3/maintenance/status`; the future owns what it
+    /// needs, so [`EtcdClient::leader`] can ask every member at once.
+    fn status_of(
+        &self,
+        base: &str,
+    ) -> impl std::future::Future<Output = Option<serde_json::Value>> + Send + 'static {
+        let req = self
+            .http
+            .post(format!("{base}/v3/maintenance/status"))
+            .json(&json!({}))
+            .timeout(STATUS_TIMEOUT)
+            .send();
+        async move {
+            let resp = req.await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            resp.json::<serde_json::Value>().await.ok()
+        }
+    }
+
     /// Asks every member for `/v3/maintenance/status` and returns the index of the member
     /// most of them name as leader. `None` if no member knows one.
     pub async fn leader(&self) -> Option<usize> {
         let probes: Vec<_> = self
             .nodes
             .iter()
-            .map(|n| {
-                let req = self
-                    .http
-                    .post(format!("{n}/v3/maintenance/status"))
-                    .json(&json!({}))
-                    .timeout(STATUS_TIMEOUT)
-                    .send();
-                tokio::spawn(async move {
-                    let resp = req.await.ok()?;
-                    if !resp.status().is_success() {
-                        return None;
-                    }
-                    resp.json::<serde_json::Value>().await.ok()
-                })
-            })
+            .map(|n| tokio::spawn(self.status_of(n)))
             .collect();
         let mut statuses = Vec::with_capacity(probes.len());
         for p in probes {
             statuses.push(p.await.ok().flatten());
         }
         leader_from_statuses(&statuses)
+    }
+
+    /// The commit index member `i` reports (its status's `raftIndex`); `None` if it does
+    /// not answer.
+    pub async fn commit_index(&self, i: usize) -> Option<u64> {
+        let status = self.status_of(self.nodes.get(i)?).await?;
+        uint64_field(status.get("raftIndex"))
     }
 
     fn lease_ttl_s(ttl_ms: u64) -> u64 {
@@ -459,26 +473,30 @@ impl EtcdClient {
 /// answer): members name the leader by member id, and each status carries its own member
 /// id in its header.
 pub fn leader_from_statuses(statuses: &[Option<serde_json::Value>]) -> Option<usize> {
-    // Member ids are uint64, written as strings (they often exceed i64).
-    let id_text = |v: Option<&serde_json::Value>| match v? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        n => n.as_u64().map(|n| n.to_string()),
-    };
-    let ids: Vec<Option<String>> = statuses
+    let ids: Vec<Option<u64>> = statuses
         .iter()
-        .map(|s| id_text(s.as_ref()?.get("header")?.get("member_id")))
+        .map(|s| uint64_field(s.as_ref()?.get("header")?.get("member_id")))
         .collect();
     let mut votes = vec![0usize; statuses.len()];
     for s in statuses.iter().flatten() {
-        let Some(leader) = id_text(s.get("leader")) else {
+        let Some(leader) = uint64_field(s.get("leader")) else {
             continue;
         };
-        if let Some(i) = ids.iter().position(|id| id.as_deref() == Some(&leader)) {
+        if let Some(i) = ids.iter().position(|id| *id == Some(leader)) {
             votes[i] += 1;
         }
     }
     let (best, count) = votes.iter().enumerate().max_by_key(|(_, c)| **c)?;
     (*count > 0).then_some(best)
+}
+
+/// A uint64 field of a gateway reply: written as a string (member ids often exceed
+/// i64), or as a number.
+fn uint64_field(v: Option<&serde_json::Value>) -> Option<u64> {
+    match v? {
+        serde_json::Value::String(s) => s.parse().ok(),
+        n => n.as_u64(),
+    }
 }
 
 /// The attempt a reply other than `ok` comes to.
@@ -550,5 +568,17 @@ mod tests {
         assert_eq!(leader_from_statuses(&statuses), Some(1));
         assert_eq!(leader_from_statuses(&[None, None]), None);
         assert_eq!(leader_from_statuses(&[s("11", "0")]), None);
+        // Ids past i64, as etcd's often are.
+        let big = "17237436991929493444";
+        assert_eq!(leader_from_statuses(&[s("1", big), s(big, big)]), Some(1));
+    }
+
+    #[test]
+    fn uint64_fields_are_strings_or_numbers() {
+        let status = json!({"raftIndex": "18446744073709551615", "raftTerm": 3, "leader": "x"});
+        assert_eq!(uint64_field(status.get("raftIndex")), Some(u64::MAX));
+        assert_eq!(uint64_field(status.get("raftTerm")), Some(3));
+        assert_eq!(uint64_field(status.get("leader")), None);
+        assert_eq!(uint64_field(status.get("raftAppliedIndex")), None);
     }
 }

@@ -170,8 +170,9 @@ impl LeaderProbe for TargetLeader {
         let i = self.ids.iter().position(|id| *id == node)?;
         match &self.client {
             TargetClient::Raftkv(c) => c.commit_index(i).await,
-            // Their status APIs are not asked; the faults that use this fall back to timing.
-            TargetClient::Etcd(_) | TargetClient::Consul(_) => None,
+            TargetClient::Etcd(c) => c.commit_index(i).await,
+            // Consul's status API is not asked; the faults that use this fall back to timing.
+            TargetClient::Consul(_) => None,
         }
     }
 }
