@@ -122,12 +122,12 @@ impl RaftKvClient {
     /// one most nodes name in `"leader"` (a raft id, 1-based in node order). `None` if no
     /// node knows a leader.
     pub async fn leader(&self) -> Option<usize> {
-        let probes = (0..self.nodes.len()).map(|i| {
-            let client = self.clone();
-            async move { client.status(i).await }
-        });
         // Probe all nodes at once so a partitioned node costs one timeout, not one each.
-        let handles: Vec<_> = probes.map(tokio::spawn).collect();
+        let handles: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|n| tokio::spawn(self.status_of(n)))
+            .collect();
         let mut statuses = Vec::with_capacity(handles.len());
         for h in handles {
             statuses.push(h.await.ok().flatten());
@@ -156,24 +156,31 @@ impl RaftKvClient {
         (*count > 0).then_some(best)
     }
 
-    /// Node `i`'s `GET /status` within [`STATUS_TIMEOUT`]; `None` if it does not answer.
-    async fn status(&self, i: usize) -> Option<serde_json::Value> {
-        let resp = self
+    /// `GET /status` at the node at `base` within [`STATUS_TIMEOUT`]; `None` if it does not
+    /// answer. The future owns what it needs, so [`RaftKvClient::leader`] can ask every
+    /// node at once.
+    fn status_of(
+        &self,
+        base: &str,
+    ) -> impl std::future::Future<Output = Option<serde_json::Value>> + Send + 'static {
+        let req = self
             .http
-            .get(format!("{}/status", self.nodes.get(i)?))
+            .get(format!("{base}/status"))
             .timeout(STATUS_TIMEOUT)
-            .send()
-            .await
-            .ok()?;
-        if !resp.status().is_success() {
-            return None;
+            .send();
+        async move {
+            let resp = req.await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            resp.json().await.ok()
         }
-        resp.json().await.ok()
     }
 
     /// The commit index node `i` reports in `GET /status`; `None` if it does not answer.
     pub async fn commit_index(&self, i: usize) -> Option<u64> {
-        self.status(i).await?.get("commit_index")?.as_u64()
+        let status = self.status_of(self.nodes.get(i)?).await?;
+        status.get("commit_index")?.as_u64()
     }
 
     /// Maps a leader hint (an address, URL, node name like `n2`, or node id) to a node.

@@ -1153,13 +1153,14 @@ impl Raft {
             return;
         }
         // BUG old-term-commit: counting replicas of an earlier term's entry (Figure 8).
-        if self.log.term(m) == Some(self.term) || self.config.has_bug(Bug::OldTermCommit) {
-            if self.log.term(m) != Some(self.term) {
+        let entry_term = self.log.term(m);
+        if entry_term == Some(self.term) || self.config.has_bug(Bug::OldTermCommit) {
+            if entry_term != Some(self.term) {
                 tracing::debug!(
                     id = self.id,
                     term = self.term,
                     index = m,
-                    entry_term = ?self.log.term(m),
+                    entry_term = ?entry_term,
                     "committing an earlier term's entry by counting replicas"
                 );
             }
