@@ -239,10 +239,14 @@ mod tests {
     use super::*;
     use faultline_checker::Value;
 
+    /// The events of the file's complete lines. While the writer runs, the last line can
+    /// be seen half written (a line that straddles a page is copied into the file a page
+    /// at a time), so a line counts only once its newline is there.
     fn read_lines(path: &Path) -> Vec<Event> {
         std::fs::read_to_string(path)
             .unwrap()
-            .lines()
+            .split_inclusive('\n')
+            .filter_map(|l| l.strip_suffix('\n'))
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
@@ -294,6 +298,7 @@ mod tests {
         assert_eq!(h.counts().snapshot().invoke, 400);
         assert_eq!(rec.close().await.unwrap(), 801);
         let events = read_lines(&path);
+        assert_eq!(events.len(), 801);
         for (i, e) in events.iter().enumerate() {
             assert_eq!(e.index, i as u64);
         }
