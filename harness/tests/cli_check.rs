@@ -150,6 +150,32 @@ fn malformed_history_exits_3_naming_file_line_field() {
 }
 
 #[test]
+fn a_history_cut_off_mid_line_is_checked_up_to_the_cut_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    // A write of 1, then a read of 2: not linearizable. Then a line a killed run left half
+    // written.
+    let text = concat!(
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n",
+        "{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n",
+        "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n",
+        "{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":2}\n",
+        "{\"process\":0,\"type\":\"inv",
+    );
+    let p = temp_file(&dir, "cut.jsonl", text);
+    let o = faultline(&["check", &p, "--model", "register", "--json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("{p}:5: the last line has no newline")),
+        "{err}"
+    );
+    assert!(err.contains("checked the 4 events before it"), "{err}");
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["verdict"], "invalid");
+    assert_eq!(j["cut_off_line"], 5);
+}
+
+#[test]
 fn unpaired_history_and_missing_file_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let p = temp_file(&dir, "h.edn", "{:process 0 :type :ok :f :read :value 1}\n");

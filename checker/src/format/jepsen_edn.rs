@@ -83,6 +83,7 @@ pub fn read(text: &str, source: Option<&Path>) -> Result<History, HistoryError> 
         source: source.map(Path::to_path_buf),
         events: Vec::with_capacity(ops.len()),
         lines: Vec::with_capacity(ops.len()),
+        cut_off_line: None,
     };
     for op in &ops {
         let mut event = to_event(op, &loc)?;

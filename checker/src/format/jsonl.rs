@@ -1,5 +1,7 @@
 //! Reader for faultline's own history format: one JSON event per line (DESIGN.md,
-//! "History"). Blank lines are skipped; events are renumbered in file order.
+//! "History"). Blank lines are skipped; events are renumbered in file order. A last line
+//! cut off mid-write (no newline, and it does not parse) is dropped and named in
+//! [`History::cut_off_line`].
 //!
 //! Each line is first deserialised straight into an event with visitors that build values
 //! directly (fast, the common case: a million-op history is two million lines). Only if
@@ -23,6 +25,11 @@ pub fn read(text: &str, source: Option<&Path>) -> Result<History, HistoryError> 
         source: source.map(Path::to_path_buf),
         ..History::default()
     };
+    // A history whose writer was killed mid-write can end in part of a line: no newline,
+    // and not an event. That line is dropped (and named in `cut_off_line`) rather than
+    // failing the whole file; a bad line anywhere else is an error.
+    let unterminated_line =
+        (!text.is_empty() && !text.ends_with('\n')).then(|| text.lines().count());
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -31,13 +38,21 @@ pub fn read(text: &str, source: Option<&Path>) -> Result<History, HistoryError> 
         let line_no = i + 1;
         let mut event = match serde_json::from_str::<FastEvent>(line) {
             Ok(e) => e.into_event(),
-            Err(_) => parse_slow(
+            Err(_) => match parse_slow(
                 line,
                 &Location {
                     file: source.map(Path::to_path_buf),
                     line: line_no,
                 },
-            )?,
+            ) {
+                Ok(e) => e,
+                // Its writer was killed mid-line: what came before is still the history.
+                Err(_) if unterminated_line == Some(line_no) => {
+                    history.cut_off_line = Some(line_no);
+                    break;
+                }
+                Err(e) => return Err(e),
+            },
         };
         event.index = history.events.len() as u64;
         history.events.push(event);
@@ -332,5 +347,23 @@ mod tests {
                 "{line} gave {e}"
             );
         }
+    }
+
+    #[test]
+    fn a_last_line_cut_off_mid_write_is_dropped_and_named() {
+        let src = Some(Path::new("h.jsonl"));
+        let good = r#"{"process":1,"type":"invoke","f":"read"}"#;
+        let cut = &good[..20];
+        let h = read(&format!("{good}\n{cut}"), src).unwrap();
+        assert_eq!(h.events.len(), 1);
+        assert_eq!(h.cut_off_line, Some(2));
+        // The same bad line with its newline, or before the last line, is bad input.
+        for text in [format!("{good}\n{cut}\n"), format!("{cut}\n{good}")] {
+            let e = read(&text, src).unwrap_err().to_string();
+            assert!(e.contains(": field `json`"), "{e}");
+        }
+        // A complete last line without a newline is an event like any other.
+        let h = read(&format!("{good}\n{good}"), src).unwrap();
+        assert_eq!((h.events.len(), h.cut_off_line), (2, None));
     }
 }

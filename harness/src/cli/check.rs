@@ -141,10 +141,20 @@ fn check(args: &CheckArgs) -> Result<u8, CheckError> {
     } else {
         None
     };
-    let (code, out) = match args.model {
+    let (code, mut out) = match args.model {
         CheckModel::Fencing => check_fencing(args, &history, op_stats)?,
         CheckModel::Linear(kind) => check_linear(args, &history, kind, op_stats)?,
     };
+    if let Some(line) = history.cut_off_line {
+        eprintln!(
+            "faultline check: warning: {}:{line}: the last line has no newline and is not an \
+             event, so the file was cut off mid-write (a run that died); checked the {} events \
+             before it",
+            args.history.display(),
+            history.events.len()
+        );
+        out["cut_off_line"] = json!(line);
+    }
     if args.json {
         println!("{out}");
     }
