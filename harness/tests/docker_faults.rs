@@ -190,6 +190,16 @@ async fn netem_delay_slows_round_trips_and_clear_restores_them() {
                         has_packet_fault(&cluster, *node).await,
                         "{fault} left no trace"
                     );
+                    // A partition started and stopped meanwhile leaves it on.
+                    let cut = nemesis
+                        .start(FaultKind::Partition)
+                        .await
+                        .expect("partition");
+                    nemesis.stop(&cut).await.expect("partition stopped");
+                    assert!(
+                        has_packet_fault(&cluster, *node).await,
+                        "stopping {cut} cleared {fault}"
+                    );
                     let report = nemesis.heal_all().await;
                     assert!(report.errors.is_empty(), "{:?}", report.errors);
                     assert_eq!(report.netem_cleared, vec![*node]);

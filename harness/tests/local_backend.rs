@@ -276,6 +276,10 @@ async fn rate_limit_slows_only_its_link_until_cleared() {
         // limited to 128 kbit/s: 32 KiB take about 2 s. b's answers to the leader are not.
         let limited = PacketFault::links(NetemSpec::rate(128), &[NodeId(a)]);
         c.netem(NodeId(b), &limited).await.expect("rate limit");
+        // Removing a partition (how the nemesis stops one) leaves the limit on.
+        let cut = Grudge::isolate(&[NodeId(1), NodeId(2), NodeId(3)], NodeId(leader));
+        c.partition(&cut).await.expect("partition");
+        c.partition(&Grudge::new()).await.expect("no partition");
         let (slow, bytes) = timed_get(link(a, b), "big").await.expect("read via a -> b");
         assert!(bytes > 32 * 1024, "{bytes} bytes");
         let (other, _) = timed_get(link(leader, b), "big")

@@ -73,9 +73,10 @@ pub trait Cluster: Send + Sync {
     /// The nodes, in id order. Fixed for the cluster's life.
     fn nodes(&self) -> &[Node];
 
-    /// Replaces the current network faults with `grudge`: afterwards node `a` drops every
-    /// packet from each node in `grudge.drops_from(a)`, and nothing else. Nodes that restart
-    /// keep the partition until `heal`.
+    /// Replaces the current partition with `grudge`: afterwards node `a` drops every packet
+    /// from each node in `grudge.drops_from(a)`, and nothing else does; packet faults
+    /// (`netem`) are not touched, and an empty grudge removes the partition only. Nodes that
+    /// restart keep the partition until it is replaced or healed.
     async fn partition(&self, grudge: &Grudge) -> Result<(), ClusterError>;
 
     /// Removes all network faults: the partition and every node's packet fault.

@@ -2,7 +2,8 @@
 //!
 //! Fault kinds (the shape, node or skew is drawn from the seeded RNG at each start):
 //! - `partition`: random halves, isolate one node, isolate the leader, majorities ring,
-//!   bridge, or one-way (asymmetric) halves; healed when the fault stops.
+//!   bridge, or one-way (asymmetric) halves; removed when the fault stops (packet faults
+//!   of a `netem` fault in effect at the same time stay).
 //! - `kill`: SIGKILL one random node, or a majority at once; started again on stop.
 //! - `pause`: freeze the leader when the probe knows it, else a random node; resumed on stop.
 //! - `restart`: a graceful restart (SIGTERM, wait, start) of one node, or a rolling restart
@@ -24,7 +25,7 @@
 //! - `figure8`: a directed walk of five nodes into Figure 8 of the Raft paper (partitions,
 //!   one delayed link, each step waiting on the leader probe), for leaders that commit
 //!   earlier terms' entries by count; see [`figure8`](self::figure8). The partition it
-//!   leaves is healed on stop.
+//!   leaves, and a delay a walk that ended early left, are removed on stop.
 //!
 //! A kind the cluster cannot do at all comes back as `ClusterError::Unsupported`, which the
 //! schedule skips. Every cluster call is bounded by [`CLUSTER_CALL_TIMEOUT`] on top of the
@@ -828,10 +829,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
     pub async fn stop(&mut self, fault: &ActiveFault) -> Result<(), ClusterError> {
         let cluster = self.cluster.clone();
         match fault {
-            ActiveFault::Partition { .. } => {
-                bounded("heal", "cluster".into(), cluster.heal()).await?;
-                self.partitioned = false;
-            }
+            ActiveFault::Partition { .. } => self.clear_partition().await?,
             ActiveFault::Kill { node } => self.start_all(&[*node]).await?,
             ActiveFault::KillMajority { nodes } | ActiveFault::Disk { nodes, .. } => {
                 self.start_all(nodes).await?
@@ -848,13 +846,24 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
                 }
             }
             ActiveFault::Figure8 { roles, .. } => {
-                // A heal removes the partition and every packet fault.
-                bounded("heal", "cluster".into(), cluster.heal()).await?;
-                self.partitioned = false;
-                self.netem.remove(&roles.old);
-                self.netem.remove(&roles.usurper);
+                self.clear_partition().await?;
+                // Each step clears the delay of the one before; a walk that ended early
+                // left its step's delay on.
+                for node in [roles.usurper, roles.old] {
+                    if self.netem.contains(&node) {
+                        self.clear_netem_of(node).await?;
+                    }
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Removes the partition only: a packet fault of a `netem` stream that runs at the same
+    /// time stays until its own stop (a heal would clear it too).
+    async fn clear_partition(&mut self) -> Result<(), ClusterError> {
+        self.set_partition(&Grudge::new()).await?;
+        self.partitioned = false;
         Ok(())
     }
 
@@ -1045,6 +1054,8 @@ mod tests {
         caps_asked: std::sync::Mutex<usize>,
         applied: std::sync::Mutex<Vec<(NodeId, PacketFault)>>,
         cleared: std::sync::Mutex<Vec<NodeId>>,
+        partitions: std::sync::Mutex<Vec<Grudge>>,
+        heals: std::sync::Mutex<usize>,
     }
 
     impl PacketCluster {
@@ -1061,6 +1072,8 @@ mod tests {
                 caps_asked: std::sync::Mutex::new(0),
                 applied: std::sync::Mutex::new(Vec::new()),
                 cleared: std::sync::Mutex::new(Vec::new()),
+                partitions: std::sync::Mutex::new(Vec::new()),
+                heals: std::sync::Mutex::new(0),
             })
         }
     }
@@ -1070,10 +1083,13 @@ mod tests {
         fn nodes(&self) -> &[crate::cluster::Node] {
             &self.nodes
         }
-        async fn partition(&self, _grudge: &Grudge) -> Result<(), ClusterError> {
+        async fn partition(&self, grudge: &Grudge) -> Result<(), ClusterError> {
+            self.partitions.lock().unwrap().push(grudge.clone());
             Ok(())
         }
+        /// Would clear every packet fault too.
         async fn heal(&self) -> Result<(), ClusterError> {
+            *self.heals.lock().unwrap() += 1;
             Ok(())
         }
         async fn pause(&self, _node: NodeId) -> Result<(), ClusterError> {
@@ -1164,6 +1180,32 @@ mod tests {
         assert!(applied.iter().all(|(_, f)| f.spec.delay_ms > 0));
         assert!(applied.iter().any(|(_, f)| f.spec.rate_kbit > 0));
         assert!(applied.iter().any(|(_, f)| !f.to.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn stopping_a_partition_leaves_a_packet_fault_running_beside_it() {
+        let cluster = PacketCluster::new(5, PacketCaps::ALL);
+        let mut nemesis = Nemesis::new(cluster.clone(), None, 3);
+        let packets = nemesis.start(FaultKind::Netem).await.expect("netem");
+        let partition = nemesis
+            .start(FaultKind::Partition)
+            .await
+            .expect("partition");
+        nemesis.stop(&partition).await.expect("partition stopped");
+        // The partition was replaced by none; no heal, which would clear the packet fault.
+        let partitions = cluster.partitions.lock().unwrap().clone();
+        assert_eq!(partitions.len(), 2, "{partitions:?}");
+        assert_ne!(partitions[0], Grudge::new());
+        assert_eq!(partitions[1], Grudge::new());
+        assert_eq!(*cluster.heals.lock().unwrap(), 0);
+        assert!(cluster.cleared.lock().unwrap().is_empty());
+        assert!(!nemesis.is_healed(), "the packet fault is still on");
+        let ActiveFault::Netem { node, .. } = &packets else {
+            panic!("not netem: {packets}");
+        };
+        nemesis.stop(&packets).await.expect("netem stopped");
+        assert_eq!(*cluster.cleared.lock().unwrap(), vec![*node]);
+        assert!(nemesis.is_healed());
     }
 
     #[tokio::test]

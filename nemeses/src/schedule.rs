@@ -495,16 +495,19 @@ mod tests {
             None,
         )
         .await;
-        // First start after the quiet interval (t=10); then stop, start, ... each wait
-        // drawn between 5 and 15 s; the final heal at 45.
+        // First start after the quiet interval (t=10); then stop (the partition replaced
+        // by none), start, ... each wait drawn between 5 and 15 s; the final heal at 45.
         assert!(calls.len() >= 4, "{calls:?}");
         let (last, faults) = calls.split_last().unwrap();
         assert_eq!(last, "heal");
         for (i, c) in faults.iter().enumerate() {
             if i % 2 == 0 {
-                assert!(c.starts_with("partition "), "{calls:?}");
+                assert!(
+                    c.starts_with("partition ") && c != "partition none",
+                    "{calls:?}"
+                );
             } else {
-                assert_eq!(c, "heal", "{calls:?}");
+                assert_eq!(c, "partition none", "{calls:?}");
             }
         }
         let times: Vec<f64> = cluster

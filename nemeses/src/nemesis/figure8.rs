@@ -456,7 +456,11 @@ mod tests {
         }
         assert!(!nemesis.is_healed());
         nemesis.stop(&fault).await.expect("stop");
-        assert_eq!(cluster.calls().last().map(String::as_str), Some("heal"));
+        // The partition goes, and nothing else: the walk has cleared its delays.
+        assert_eq!(
+            cluster.calls().last().map(String::as_str),
+            Some("partition none")
+        );
         assert!(nemesis.is_healed(), "nothing left to undo after the stop");
     }
 
@@ -500,8 +504,15 @@ mod tests {
         };
         assert_eq!(*reached, Figure8Stage::Split);
         assert_eq!(cluster.calls().len(), 2, "{:?}", cluster.calls());
-        // The delay it set is undone with the partition.
+        // The stop removes the partition and the delay the walk left.
         nemesis.stop(&fault).await.expect("stop");
+        assert_eq!(
+            cluster.calls()[2..],
+            [
+                "partition none".to_string(),
+                format!("clear netem {}", roles.usurper)
+            ]
+        );
         assert!(
             nemesis.is_healed(),
             "usurper {} still marked",
