@@ -279,8 +279,8 @@ pub struct History {
     pub events: Vec<Event>,
     /// `lines[i]` is the 1-based source line of `events[i]` (0 when built in memory).
     pub lines: Vec<usize>,
-    /// The file's last line, when it was dropped as cut off mid-write (no newline, and not
-    /// an event): a run killed while writing its history leaves one.
+    /// The file's last line, when it was dropped as cut off mid-write (no newline, and its
+    /// JSON stops before its end): a run killed while writing its history can leave one.
     pub cut_off_line: Option<usize>,
 }
 

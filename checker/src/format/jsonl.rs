@@ -1,6 +1,6 @@
 //! Reader for faultline's own history format: one JSON event per line (DESIGN.md,
 //! "History"). Blank lines are skipped; events are renumbered in file order. A last line
-//! cut off mid-write (no newline, and it does not parse) is dropped and named in
+//! cut off mid-write (no newline, and its JSON stops before its end) is dropped and named in
 //! [`History::cut_off_line`].
 //!
 //! Each line is first deserialised straight into an event with visitors that build values
@@ -26,7 +26,7 @@ pub fn read(text: &str, source: Option<&Path>) -> Result<History, HistoryError> 
         ..History::default()
     };
     // A history whose writer was killed mid-write can end in part of a line: no newline,
-    // and not an event. That line is dropped (and named in `cut_off_line`) rather than
+    // and JSON that stops before its end. That line is dropped (and named in `cut_off_line`) rather than
     // failing the whole file; a bad line anywhere else is an error.
     let unterminated_line =
         (!text.is_empty() && !text.ends_with('\n')).then(|| text.lines().count());
@@ -47,7 +47,7 @@ pub fn read(text: &str, source: Option<&Path>) -> Result<History, HistoryError> 
             ) {
                 Ok(e) => e,
                 // Its writer was killed mid-line: what came before is still the history.
-                Err(_) if unterminated_line == Some(line_no) => {
+                Err(_) if unterminated_line == Some(line_no) && ends_mid_json(line) => {
                     history.cut_off_line = Some(line_no);
                     break;
                 }
@@ -59,6 +59,12 @@ pub fn read(text: &str, source: Option<&Path>) -> Result<History, HistoryError> 
         history.lines.push(line_no);
     }
     Ok(history)
+}
+
+/// Whether `line` is the start of a JSON text that stops before its end, as a line cut off
+/// mid-write does (a whole object with a bad field is not).
+fn ends_mid_json(line: &str) -> bool {
+    serde_json::from_str::<de::IgnoredAny>(line).is_err_and(|e| e.is_eof())
 }
 
 /// The fast path's shape of a line. Unknown fields are ignored; `index` is renumbered.
@@ -361,6 +367,13 @@ mod tests {
         for text in [format!("{good}\n{cut}\n"), format!("{cut}\n{good}")] {
             let e = read(&text, src).unwrap_err().to_string();
             assert!(e.contains(": field `json`"), "{e}");
+        }
+        // So is a whole last line with a bad field, or with a syntax error, newline or not.
+        for last in [r#"{"process":1,"type":"ok","f":3}"#, r#"{"process":1,,"#] {
+            let e = read(&format!("{good}\n{last}"), src)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("h.jsonl:2: field `"), "{e}");
         }
         // A complete last line without a newline is an event like any other.
         let h = read(&format!("{good}\n{good}"), src).unwrap();

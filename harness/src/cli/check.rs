@@ -147,9 +147,9 @@ fn check(args: &CheckArgs) -> Result<u8, CheckError> {
     };
     if let Some(line) = history.cut_off_line {
         eprintln!(
-            "faultline check: warning: {}:{line}: the last line has no newline and is not an \
-             event, so the file was cut off mid-write (a run that died); checked the {} events \
-             before it",
+            "faultline check: warning: {}:{line}: the last line has no newline and its JSON \
+             stops before its end, so the file was cut off mid-write (a run that died); \
+             checked the {} events before it",
             args.history.display(),
             history.events.len()
         );
