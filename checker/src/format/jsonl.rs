@@ -26,8 +26,9 @@ pub fn read(text: &str, source: Option<&Path>) -> Result<History, HistoryError> 
         ..History::default()
     };
     // A history whose writer was killed mid-write can end in part of a line: no newline,
-    // and JSON that stops before its end. That line is dropped (and named in `cut_off_line`) rather than
-    // failing the whole file; a bad line anywhere else is an error.
+    // and JSON that stops before its end. That line is dropped (and named in
+    // `cut_off_line`) rather than failing the whole file; a bad line anywhere else is an
+    // error.
     let unterminated_line =
         (!text.is_empty() && !text.ends_with('\n')).then(|| text.lines().count());
     for (i, line) in text.lines().enumerate() {
