@@ -689,7 +689,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
         Ok(())
     }
 
-    /// Replaces the network faults with `grudge` (marked for the heal before the call).
+    /// Replaces the partition with `grudge` (marked for the heal before the call).
     async fn set_partition(&mut self, grudge: &Grudge) -> Result<(), ClusterError> {
         self.partitioned = true;
         let cluster = self.cluster.clone();
@@ -1061,13 +1061,7 @@ mod tests {
     impl PacketCluster {
         fn new(n: u32, caps: PacketCaps) -> Arc<PacketCluster> {
             Arc::new(PacketCluster {
-                nodes: (1..=n)
-                    .map(|i| crate::cluster::Node {
-                        id: NodeId(i),
-                        name: format!("n{i}"),
-                        client_addr: format!("127.0.0.1:{i}"),
-                    })
-                    .collect(),
+                nodes: crate::cluster::test_nodes(n),
                 caps,
                 caps_asked: std::sync::Mutex::new(0),
                 applied: std::sync::Mutex::new(Vec::new()),

@@ -40,6 +40,37 @@ pub(crate) fn indefinite(request: &Request, error: impl Into<String>) -> Complet
     }
 }
 
+/// Sends `req` (which carries its own timeout) and gives the JSON body of a successful
+/// answer; `None` on any error or non-success status. The future owns the request, so
+/// [`probe_all`] can spawn one per node.
+pub(crate) fn probe_json(
+    req: reqwest::RequestBuilder,
+) -> impl Future<Output = Option<serde_json::Value>> + Send + 'static {
+    let sent = req.send();
+    async move {
+        let resp = sent.await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.json().await.ok()
+    }
+}
+
+/// Runs `probe` on every node at once, so a partitioned node costs one timeout, not one
+/// each; the answers are in node order.
+pub(crate) async fn probe_all<F, Fut>(nodes: &[String], probe: F) -> Vec<Option<serde_json::Value>>
+where
+    F: Fn(&str) -> Fut,
+    Fut: Future<Output = Option<serde_json::Value>> + Send + 'static,
+{
+    let handles: Vec<_> = nodes.iter().map(|n| tokio::spawn(probe(n))).collect();
+    let mut answers = Vec::with_capacity(handles.len());
+    for h in handles {
+        answers.push(h.await.ok().flatten());
+    }
+    answers
+}
+
 /// What one attempt at one node came to.
 pub(crate) enum Attempt {
     Done(Completion),

@@ -35,7 +35,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::b64;
-use crate::client::{indefinite, try_nodes, Attempt, Client};
+use crate::client::{indefinite, probe_all, probe_json, try_nodes, Attempt, Client};
 use crate::completion::{Completion, Lease};
 use crate::request::Request;
 
@@ -253,34 +253,18 @@ impl EtcdClient {
         &self,
         base: &str,
     ) -> impl std::future::Future<Output = Option<serde_json::Value>> + Send + 'static {
-        let req = self
-            .http
-            .post(format!("{base}/v3/maintenance/status"))
-            .json(&json!({}))
-            .timeout(STATUS_TIMEOUT)
-            .send();
-        async move {
-            let resp = req.await.ok()?;
-            if !resp.status().is_success() {
-                return None;
-            }
-            resp.json::<serde_json::Value>().await.ok()
-        }
+        probe_json(
+            self.http
+                .post(format!("{base}/v3/maintenance/status"))
+                .json(&json!({}))
+                .timeout(STATUS_TIMEOUT),
+        )
     }
 
     /// Asks every member for `/v3/maintenance/status` and returns the index of the member
     /// most of them name as leader. `None` if no member knows one.
     pub async fn leader(&self) -> Option<usize> {
-        let probes: Vec<_> = self
-            .nodes
-            .iter()
-            .map(|n| tokio::spawn(self.status_of(n)))
-            .collect();
-        let mut statuses = Vec::with_capacity(probes.len());
-        for p in probes {
-            statuses.push(p.await.ok().flatten());
-        }
-        leader_from_statuses(&statuses)
+        leader_from_statuses(&probe_all(&self.nodes, |n| self.status_of(n)).await)
     }
 
     /// The commit index member `i` reports (its status's `raftIndex`); `None` if it does

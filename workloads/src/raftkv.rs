@@ -23,7 +23,7 @@ use faultline_checker::Value;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::client::{indefinite, Client};
+use crate::client::{indefinite, probe_all, probe_json, Client};
 use crate::completion::{Completion, Lease};
 use crate::request::Request;
 
@@ -122,16 +122,7 @@ impl RaftKvClient {
     /// one most nodes name in `"leader"` (a raft id, 1-based in node order). `None` if no
     /// node knows a leader.
     pub async fn leader(&self) -> Option<usize> {
-        // Probe all nodes at once so a partitioned node costs one timeout, not one each.
-        let handles: Vec<_> = self
-            .nodes
-            .iter()
-            .map(|n| tokio::spawn(self.status_of(n)))
-            .collect();
-        let mut statuses = Vec::with_capacity(handles.len());
-        for h in handles {
-            statuses.push(h.await.ok().flatten());
-        }
+        let statuses = probe_all(&self.nodes, |n| self.status_of(n)).await;
         let mut votes = vec![0usize; self.nodes.len()];
         // A deposed leader cut off by a partition may still call itself leader; the one
         // with the highest term is the current one.
@@ -163,18 +154,11 @@ impl RaftKvClient {
         &self,
         base: &str,
     ) -> impl std::future::Future<Output = Option<serde_json::Value>> + Send + 'static {
-        let req = self
-            .http
-            .get(format!("{base}/status"))
-            .timeout(STATUS_TIMEOUT)
-            .send();
-        async move {
-            let resp = req.await.ok()?;
-            if !resp.status().is_success() {
-                return None;
-            }
-            resp.json().await.ok()
-        }
+        probe_json(
+            self.http
+                .get(format!("{base}/status"))
+                .timeout(STATUS_TIMEOUT),
+        )
     }
 
     /// The commit index node `i` reports in `GET /status`; `None` if it does not answer.
