@@ -1,12 +1,11 @@
-//! faultline: a Jepsen-style test harness. The binary's subcommands live in [`cli`], one
-//! module each; run orchestration, cluster backends, the results store and the report are
-//! their own modules beside it.
+//! faultline: a Jepsen-style test harness. Dependencies run one way:
+//! [`cli`] (one module per subcommand) -> [`run`] (one test, end to end) and [`matrix`]
+//! (the detection matrix) -> [`target`] (what each system under test is) -> [`backend`]
+//! (where nodes run: Docker, local processes, or a cluster faultline did not start).
+//! [`report`] and [`serve`] read what runs wrote.
 
+pub mod backend;
 pub mod cli;
-pub mod docker;
-pub mod image;
-pub mod image_cmd;
-pub mod local;
 pub mod matrix;
 pub mod report;
 pub mod run;

@@ -4,17 +4,23 @@
 //! the fault; a flipped byte in a stopped node's WAL tail is cut off when it starts again
 //! and the node rejoins; a graceful stop lets raftkv shut down cleanly (exit 0).
 //!
-//! Each test prints "skipping: ..." and returns when Docker, the base image or the raftkv
-//! binary is out of reach. Each test creates and tears down only its own run.
+//! Each test skips, printing why (or fails, under `FAULTLINE_REQUIRE`), when Docker, the base
+//! image or the raftkv binary is out of reach. Each test creates and tears down only its own run.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use faultline::docker::{new_run_id, DockerCluster, DockerClusterConfig};
+use faultline::backend::docker::{new_run_id, DockerCluster, DockerClusterConfig};
+use faultline::target::Target;
 use faultline_nemeses::{Cluster, ClusterError, NodeId};
 use serde_json::Value;
 
-mod common;
-use common::{base_image_or_skip, bounded, docker_or_skip, etcd_program, raftkv_cluster_or_skip};
+mod support;
+use support::docker::{base_image, docker, raftkv_cluster, TEST_LIMIT};
+
+/// Runs `test`, failing it past the Docker tests' limit.
+async fn bounded<F: std::future::Future<Output = ()>>(test: F) {
+    support::bounded(TEST_LIMIT, test).await;
+}
 
 /// One test at a time: they share two cores and the daemon.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -52,7 +58,7 @@ async fn skew_ms(c: &reqwest::Client, cluster: &DockerCluster, node: u32) -> i64
 async fn clock_skew_moves_only_that_nodes_wall_clock_and_reset_restores_it() {
     let _serial = SERIAL.lock().await;
     bounded(async {
-        let Some(cluster) = raftkv_cluster_or_skip(3).await else {
+        let Some(cluster) = raftkv_cluster(3).await else {
             return;
         };
         let c = http();
@@ -99,24 +105,24 @@ async fn clock_skew_moves_only_that_nodes_wall_clock_and_reset_restores_it() {
 async fn a_go_target_refuses_clock_faults() {
     let _serial = SERIAL.lock().await;
     bounded(async {
-        let Some(api) = docker_or_skip().await else {
+        let Some(api) = docker().await else {
             return;
         };
-        let Some(image) = base_image_or_skip(&api).await else {
+        let Some(image) = base_image(&api).await else {
             return;
         };
         let config = DockerClusterConfig {
             run_id: new_run_id(),
             image,
             nodes: 1,
-            program: etcd_program(),
+            spec: support::spec(Target::Etcd, &[], &[]),
         };
         let cluster = DockerCluster::create(api, &config)
             .await
             .expect("cluster starts");
         let err = cluster.clock(NodeId(1), 5_000, 1.0).await.unwrap_err();
         assert!(
-            matches!(&err, ClusterError::Unsupported { reason, .. } if reason.contains("without libc")),
+            matches!(&err, ClusterError::Unsupported { reason, .. } if reason.contains("vDSO")),
             "{err}"
         );
         cluster.teardown().await.expect("teardown");
@@ -137,7 +143,7 @@ async fn put(c: &reqwest::Client, addr: &str, key: &str, value: &str) -> bool {
 async fn a_flipped_wal_byte_is_cut_at_restart_and_the_node_rejoins() {
     let _serial = SERIAL.lock().await;
     bounded(async {
-        let Some(cluster) = raftkv_cluster_or_skip(3).await else {
+        let Some(cluster) = raftkv_cluster(3).await else {
             return;
         };
         let c = http();
@@ -219,7 +225,7 @@ async fn a_flipped_wal_byte_is_cut_at_restart_and_the_node_rejoins() {
 async fn a_graceful_stop_shuts_raftkv_down_cleanly() {
     let _serial = SERIAL.lock().await;
     bounded(async {
-        let Some(cluster) = raftkv_cluster_or_skip(3).await else {
+        let Some(cluster) = raftkv_cluster(3).await else {
             return;
         };
         cluster.terminate(NodeId(1)).await.expect("terminate");

@@ -2,25 +2,25 @@
 //! traffic, kill/start keep data and rules, pause freezes, logs are copied, and every form of
 //! teardown (explicit, drop, stale cleanup after SIGKILL) leaves nothing behind.
 //!
-//! Each test prints "skipping: ..." and returns when Docker is unreachable or the base image
-//! cannot be built here (not root). The nodes run etcd from the base image as a stand-in TCP
-//! server, so these tests do not depend on raftkv; `raftkv_cluster_starts` covers raftkv.
+//! Each test skips, printing why, when Docker is unreachable or the base image cannot be
+//! built here (not root), and fails instead under `FAULTLINE_REQUIRE=docker`. The nodes run
+//! etcd from the base image as a stand-in TCP server, so these tests do not depend on
+//! raftkv; `raftkv_cluster_starts` covers raftkv.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use faultline::docker::cleanup::{list_run_owners, Owner};
-use faultline::docker::{
+use faultline::backend::docker::cleanup::{list_run_owners, Owner};
+use faultline::backend::docker::image::ensure_node_image;
+use faultline::backend::docker::{
     cleanup_stale_runs, new_run_id, teardown_run, DockerApi, DockerCluster, DockerClusterConfig,
-    NodeProgram,
 };
-use faultline::image::{default_raftkv_binary, ensure_node_image};
+use faultline::target::Target;
 use faultline_nemeses::{Cluster, Grudge, NodeId};
 
-mod common;
-use common::{base_image_or_skip, docker_or_skip, etcd_program, TEST_TIMEOUT_S};
+mod support;
+use support::docker::{base_image, docker, standalone_etcd, TEST_LIMIT};
 
 /// One test at a time: two of them clean up dead runs, which would otherwise remove the
 /// dead run another test is about to assert on; and the machine has two cores.
@@ -28,7 +28,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn bounded<F: Future<Output = ()>>(test: F) {
     let _serial = SERIAL.lock().await;
-    common::bounded(test).await;
+    support::bounded(TEST_LIMIT, test).await;
 }
 
 /// Whether `from`'s network namespace can open a TCP connection to `to`'s client port.
@@ -60,17 +60,19 @@ async fn objects_of_run(api: &DockerApi, run_id: &str) -> bool {
 #[tokio::test]
 async fn partition_heal_kill_start_pause_logs_and_teardown() {
     bounded(async {
-        let Some(api) = docker_or_skip().await else {
+        let Some(api) = docker().await else {
             return;
         };
-        let Some(image) = base_image_or_skip(&api).await else {
+        let Some(image) = base_image(&api).await else {
             return;
         };
+        let mut spec = standalone_etcd();
+        spec.log_files = vec!["extra.log".into()];
         let config = DockerClusterConfig {
             run_id: new_run_id(),
             image,
             nodes: 3,
-            program: etcd_program(),
+            spec,
         };
         let cluster = DockerCluster::create(api.clone(), &config)
             .await
@@ -165,14 +167,28 @@ async fn partition_heal_kill_start_pause_logs_and_teardown() {
         cluster.pause(n1).await.expect("pause");
         cluster.resume(n1).await.expect("resume");
         cluster.resume(n1).await.expect("resume twice");
-        assert!(!state(c1).await, "resumed");
+        assert!(!state(c1.clone()).await, "resumed");
 
-        // Logs land in the given folder.
+        // Logs land in the given folder: the output, and the log files the spec names.
+        cluster
+            .api()
+            .exec(
+                &c1,
+                &[
+                    "sh",
+                    "-c",
+                    "echo 'a line of its own' > /data/node/extra.log",
+                ],
+            )
+            .await
+            .expect("write a log file");
         let dir = tempfile::tempdir().expect("tempdir");
         let node_dir = dir.path().join("nodes").join("n1");
         cluster.logs(n1, &node_dir).await.expect("logs");
         let log = std::fs::read_to_string(node_dir.join("server.log")).expect("log file");
         assert!(log.contains("etcd"), "etcd's own log lines are copied");
+        let extra = std::fs::read_to_string(node_dir.join("extra.log")).expect("extra log");
+        assert_eq!(extra, "a line of its own\n");
 
         // Clock faults are refused, not faked.
         assert!(cluster.clock(n1, 1_000, 1.0).await.is_err());
@@ -190,17 +206,17 @@ async fn partition_heal_kill_start_pause_logs_and_teardown() {
 #[tokio::test]
 async fn dropping_a_cluster_tears_it_down() {
     bounded(async {
-        let Some(api) = docker_or_skip().await else {
+        let Some(api) = docker().await else {
             return;
         };
-        let Some(image) = base_image_or_skip(&api).await else {
+        let Some(image) = base_image(&api).await else {
             return;
         };
         let config = DockerClusterConfig {
             run_id: new_run_id(),
             image,
             nodes: 1,
-            program: etcd_program(),
+            spec: standalone_etcd(),
         };
         let cluster = DockerCluster::create(api.clone(), &config)
             .await
@@ -218,14 +234,14 @@ async fn dropping_a_cluster_tears_it_down() {
 #[tokio::test]
 async fn bad_config_fails_before_creating_anything() {
     bounded(async {
-        let Some(api) = docker_or_skip().await else {
+        let Some(api) = docker().await else {
             return;
         };
         let mut config = DockerClusterConfig {
             run_id: new_run_id(),
             image: "faultline-no-such-image:0".into(),
             nodes: 3,
-            program: etcd_program(),
+            spec: standalone_etcd(),
         };
         assert!(DockerCluster::create(api.clone(), &config).await.is_err());
         config.nodes = 0;
@@ -240,7 +256,7 @@ async fn bad_config_fails_before_creating_anything() {
 #[tokio::test]
 async fn stale_cleanup_removes_dead_runs_and_keeps_live_ones() {
     bounded(async {
-        let Some(api) = docker_or_skip().await else {
+        let Some(api) = docker().await else {
             return;
         };
         let me = Owner::current();
@@ -281,26 +297,26 @@ async fn sigkill_child() {
         return;
     };
     let api = DockerApi::connect(10_000).await.expect("docker");
-    let image = base_image_or_skip(&api).await.expect("base image");
+    let image = base_image(&api).await.expect("base image");
     let config = DockerClusterConfig {
         run_id: run_id.clone(),
         image,
         nodes: 2,
-        program: etcd_program(),
+        spec: standalone_etcd(),
     };
     let _cluster = DockerCluster::create(api, &config).await.expect("cluster");
     println!("READY {run_id}");
-    tokio::time::sleep(Duration::from_secs(TEST_TIMEOUT_S)).await;
+    tokio::time::sleep(TEST_LIMIT).await;
 }
 
 #[tokio::test]
 async fn sigkilled_harness_leaves_nothing_after_next_cleanup() {
     bounded(async {
-        let Some(api) = docker_or_skip().await else {
+        let Some(api) = docker().await else {
             return;
         };
         // Build (or find) the image here so the child only starts containers.
-        if base_image_or_skip(&api).await.is_none() {
+        if base_image(&api).await.is_none() {
             return;
         }
         let run_id = new_run_id();
@@ -335,25 +351,20 @@ async fn sigkilled_harness_leaves_nothing_after_next_cleanup() {
 #[tokio::test]
 async fn raftkv_cluster_starts() {
     bounded(async {
-        let Some(api) = docker_or_skip().await else {
+        let Some(api) = docker().await else {
             return;
         };
-        let binary: Option<PathBuf> = default_raftkv_binary();
-        let Some(binary) = binary else {
-            eprintln!(
-                "skipping: no raftkv binary beside the test binary \
-                 (cargo build --release -p raftkv first)"
-            );
+        let Some(binary) = support::raftkv_binary() else {
             return;
         };
-        if base_image_or_skip(&api).await.is_none() {
+        if base_image(&api).await.is_none() {
             return;
         }
         let log = |p| eprintln!("image: {p:?}");
-        let image = ensure_node_image(&api, &binary, &log)
+        let image = ensure_node_image(&api, "raftkv", &binary, &log)
             .await
             .expect("node image");
-        let again = ensure_node_image(&api, &binary, &log)
+        let again = ensure_node_image(&api, "raftkv", &binary, &log)
             .await
             .expect("node image");
         assert!(!again.built, "second build is a cache hit");
@@ -362,7 +373,7 @@ async fn raftkv_cluster_starts() {
             run_id: new_run_id(),
             image: image.tag,
             nodes: 3,
-            program: NodeProgram::raftkv(8080, None),
+            spec: support::spec(Target::Raftkv, &[], &[]),
         };
         let cluster = DockerCluster::create(api.clone(), &config)
             .await

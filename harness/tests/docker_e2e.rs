@@ -3,18 +3,18 @@
 //! seeds; a harness killed with SIGKILL mid-run leaves a readable history, and the next run
 //! removes every container and network the dead one left.
 //!
-//! Each test prints "skipping: ..." and returns when Docker is unreachable or the raftkv
-//! binary was not built. Runs are short (seconds of load) and every child is bounded by a
+//! Each test skips, printing why (or fails, under `FAULTLINE_REQUIRE`), when Docker is
+//! unreachable or the raftkv binary was not built. Runs are short (seconds of load) and every child is bounded by a
 //! timeout.
 
-mod cli_common;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cli_common::{describe, docker_and_raftkv_or_skip, results_json, run_faultline};
 use faultline_checker::format::{read_path, Format};
+use support::cli::{describe, docker_and_raftkv, results_json, run_faultline};
 
 /// Longest a single `faultline test` child may take (image build included: a cold
 /// debootstrap takes about a minute).
@@ -115,7 +115,7 @@ async fn first_detection(raftkv: &Path, tries: u64, extra: &[&str]) -> serde_jso
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn correct_raftkv_under_partitions_and_kills_is_valid() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
+    let Some(raftkv) = docker_and_raftkv().await else {
         return;
     };
     let results = tempfile::tempdir().expect("tempdir");
@@ -167,7 +167,7 @@ async fn correct_raftkv_under_partitions_and_kills_is_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_read_bug_under_partitions_is_invalid() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
+    let Some(raftkv) = docker_and_raftkv().await else {
         return;
     };
     let json = first_detection(
@@ -189,7 +189,7 @@ async fn stale_read_bug_under_partitions_is_invalid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_run_keeps_its_history_and_the_next_run_cleans_up() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
+    let Some(raftkv) = docker_and_raftkv().await else {
         return;
     };
     let results = tempfile::tempdir().expect("tempdir");
@@ -290,7 +290,7 @@ async fn sigkilled_run_keeps_its_history_and_the_next_run_cleans_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_and_lock_workloads_on_correct_raftkv_are_valid() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
+    let Some(raftkv) = docker_and_raftkv().await else {
         return;
     };
     for workload in ["kv", "lock"] {
@@ -322,7 +322,7 @@ async fn kv_and_lock_workloads_on_correct_raftkv_are_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_reuse_bug_is_a_fencing_violation() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
+    let Some(raftkv) = docker_and_raftkv().await else {
         return;
     };
     let json = first_detection(

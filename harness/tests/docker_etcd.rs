@@ -10,18 +10,19 @@
 //! - `--endpoints` against an etcd faultline did not start (the host's etcd on loopback):
 //!   the workload runs and is `valid`; a nemesis that needs node control is refused.
 //!
-//! Each test prints "skipping: ..." and returns when Docker (or, for the external test,
-//! the host's etcd) is out of reach, or the raftkv binary the node image also holds was
-//! not built. Runs are short (3 nodes, 4-40 s of load) and every child is bounded.
+//! Each test skips, printing why (or fails, under `FAULTLINE_REQUIRE`), when Docker (or, for
+//! the external test, the host's etcd) is out of reach. etcd runs on the base image, so no
+//! raftkv is needed. Runs are short (3 nodes, 4-40 s of load) and every child is bounded.
 
-mod cli_common;
+mod support;
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cli_common::{describe, docker_and_raftkv_or_skip, results_json, run_faultline};
+use support::cli::{describe, results_json, run_faultline};
+use support::docker::docker;
 
 /// Longest a single `faultline test` child may take (a cold image build included).
 const RUN_TIMEOUT: Duration = Duration::from_secs(420);
@@ -29,7 +30,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(420);
 /// One run at a time: runs share the machine's two cores and the Docker daemon.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn etcd_args(raftkv: &Path, results: &Path, extra: &[&str]) -> Vec<String> {
+fn etcd_args(results: &Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "test",
         "--target",
@@ -46,7 +47,6 @@ fn etcd_args(raftkv: &Path, results: &Path, extra: &[&str]) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    args.extend(["--raftkv".into(), raftkv.display().to_string()]);
     args.extend(["--results-dir".into(), results.display().to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));
     args
@@ -55,19 +55,14 @@ fn etcd_args(raftkv: &Path, results: &Path, extra: &[&str]) -> Vec<String> {
 /// Runs with seeds 1..=tries and returns (seed, results.json) of the first run with exit
 /// code `want`; panics with every verdict when none had it. A run error (exit 3) is
 /// never taken for a verdict.
-async fn first_with_exit(
-    raftkv: &Path,
-    tries: u64,
-    want: i32,
-    extra: &[&str],
-) -> (u64, serde_json::Value) {
+async fn first_with_exit(tries: u64, want: i32, extra: &[&str]) -> (u64, serde_json::Value) {
     let mut seen = Vec::new();
     for seed in 1..=tries {
         let results = tempfile::tempdir().expect("tempdir");
         let s = seed.to_string();
         let mut flags = extra.to_vec();
         flags.extend(["--seed", &s]);
-        let out = run_faultline(&etcd_args(raftkv, results.path(), &flags), RUN_TIMEOUT).await;
+        let out = run_faultline(&etcd_args(results.path(), &flags), RUN_TIMEOUT).await;
         let code = out.status.code();
         eprintln!(
             "seed {seed}: exit {code:?}: {}",
@@ -86,12 +81,11 @@ async fn first_with_exit(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linearizable_reads_are_valid_under_partition_kill_pause() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
+    if docker().await.is_none() {
         return;
     };
     let results = tempfile::tempdir().expect("tempdir");
     let args = etcd_args(
-        &raftkv,
         results.path(),
         &[
             "--time-limit",
@@ -125,11 +119,10 @@ async fn linearizable_reads_are_valid_under_partition_kill_pause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serializable_reads_are_stale_under_partitions() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
+    if docker().await.is_none() {
         return;
     };
     let (seed, json) = first_with_exit(
-        &raftkv,
         3,
         1,
         &[
@@ -177,12 +170,12 @@ const LOCK_FLAGS: [&str; 10] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfenced_lock_writes_overlap_and_revision_fencing_stops_it() {
     let _serial = SERIAL.lock().await;
-    let Some(raftkv) = docker_and_raftkv_or_skip().await else {
+    if docker().await.is_none() {
         return;
     };
     let mut unfenced = LOCK_FLAGS.to_vec();
     unfenced.push("--unfenced-writes");
-    let (seed, json) = first_with_exit(&raftkv, 8, 1, &unfenced).await;
+    let (seed, json) = first_with_exit(8, 1, &unfenced).await;
     let fencing = &json["judgement"]["fencing"];
     assert_eq!(fencing["valid"], false, "{json:#}");
     eprintln!(
@@ -195,7 +188,7 @@ async fn unfenced_lock_writes_overlap_and_revision_fencing_stops_it() {
     let s = seed.to_string();
     let mut fenced = LOCK_FLAGS.to_vec();
     fenced.extend(["--seed", &s]);
-    let out = run_faultline(&etcd_args(&raftkv, results.path(), &fenced), RUN_TIMEOUT).await;
+    let out = run_faultline(&etcd_args(results.path(), &fenced), RUN_TIMEOUT).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let json = results_json(results.path());
     let fencing = &json["judgement"]["fencing"];
@@ -206,8 +199,8 @@ async fn unfenced_lock_writes_overlap_and_revision_fencing_stops_it() {
     );
 }
 
-/// The host's etcd on free loopback ports, killed on drop; None (after saying why) when
-/// there is no etcd binary.
+/// The host's etcd on free loopback ports, killed on drop; None when there is no etcd
+/// binary (and it is not required).
 async fn host_etcd(dir: &Path) -> Option<(tokio::process::Child, String)> {
     let free = || {
         TcpListener::bind("127.0.0.1:0")
@@ -218,7 +211,8 @@ async fn host_etcd(dir: &Path) -> Option<(tokio::process::Child, String)> {
     };
     let url = format!("http://127.0.0.1:{}", free());
     let peer = format!("http://127.0.0.1:{}", free());
-    let child = tokio::process::Command::new("etcd")
+    let etcd = support::local::etcd_binary()?;
+    let child = tokio::process::Command::new(etcd)
         .args(["--name", "x1", "--data-dir"])
         .arg(dir.join("etcd"))
         .args([
@@ -238,13 +232,7 @@ async fn host_etcd(dir: &Path) -> Option<(tokio::process::Child, String)> {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn();
-    match child {
-        Ok(c) => Some((c, url)),
-        Err(e) => {
-            eprintln!("skipping: no etcd binary on the PATH ({e}); apt-get install etcd-server");
-            None
-        }
-    }
+    Some((child.expect("start etcd"), url))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

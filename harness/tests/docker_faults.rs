@@ -6,23 +6,28 @@
 //! cluster, a per-link loss or rate limit from the leader to one follower holds back that
 //! follower only, and clearing it lets the follower catch up.
 //!
-//! Each test prints "skipping: ..." and returns when Docker is unreachable or the base image
-//! (or, for raftkv, its binary) cannot be had here. The etcd tests use etcd from the base
+//! Each test skips, printing why (or fails, under `FAULTLINE_REQUIRE`), when Docker is
+//! unreachable or the base image (or, for raftkv, its binary) cannot be had here. The etcd tests use etcd from the base
 //! image as a stand-in HTTP server. Each test creates and tears down only its own run (a
 //! fresh run id), so other runs are safe; tests in this binary run one at a time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::docker::packet::LOSS_CHAIN;
-use faultline::docker::{new_run_id, DockerCluster, DockerClusterConfig};
-use faultline_nemeses::nemesis::ActiveFault;
+use faultline::backend::docker::packet::LOSS_CHAIN;
+use faultline::backend::docker::{new_run_id, DockerCluster, DockerClusterConfig};
+use faultline_nemeses::ActiveFault;
 use faultline_nemeses::{
     Cluster, ClusterError, FaultKind, Nemesis, NetemSpec, NodeId, PacketFault,
 };
 
-mod common;
-use common::{base_image_or_skip, bounded, docker_or_skip, etcd_program, raftkv_cluster_or_skip};
+mod support;
+use support::docker::{base_image, docker, raftkv_cluster, standalone_etcd, TEST_LIMIT};
+
+/// Runs `test`, failing it past the Docker tests' limit.
+async fn bounded<F: std::future::Future<Output = ()>>(test: F) {
+    support::bounded(TEST_LIMIT, test).await;
+}
 
 /// One request's time budget in the probes below; a paused node never answers within it.
 const PROBE_TIMEOUT_S: u64 = 3;
@@ -38,13 +43,13 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A started cluster of `nodes` etcd nodes, or None when the test must skip.
 async fn cluster_or_skip(nodes: u32) -> Option<Arc<DockerCluster>> {
-    let api = docker_or_skip().await?;
-    let image = base_image_or_skip(&api).await?;
+    let api = docker().await?;
+    let image = base_image(&api).await?;
     let config = DockerClusterConfig {
         run_id: new_run_id(),
         image,
         nodes,
-        program: etcd_program(),
+        spec: standalone_etcd(),
     };
     let cluster = DockerCluster::create(api, &config)
         .await
@@ -324,7 +329,7 @@ async fn reaches(
 async fn per_link_packet_faults_hold_back_only_that_follower() {
     let _serial = SERIAL.lock().await;
     bounded(async {
-        let Some(cluster) = raftkv_cluster_or_skip(3).await else {
+        let Some(cluster) = raftkv_cluster(3).await else {
             return;
         };
         let c = http();

@@ -3,26 +3,27 @@
 //! a correct raftkv is `valid` under partition+kill+pause, `--bug stale-read` under
 //! partitions is `invalid` within a few seeds, and a run without Docker says so.
 //!
-//! Needs the raftkv binary beside the test binary (`cargo build --release -p raftkv`);
-//! each test prints "skipping: ..." without it. Tests run one at a time (the machine's two
-//! cores are shared) and each is bounded in time.
+//! Needs the raftkv binary beside the test binary (`cargo build --release --bin raftkv`);
+//! without it each test skips, printing why (or fails, under `FAULTLINE_REQUIRE`). Tests run
+//! one at a time (they share the machine's cores) and each is bounded in time.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::image::default_raftkv_binary;
-use faultline::local::{LocalCluster, LocalProgram};
-use faultline::target::{TargetClient, TargetLeader};
+use faultline::backend::local::LocalCluster;
+use faultline::backend::NodeSpec;
+use faultline::target::{Target, TargetLeader};
 use faultline_nemeses::{
     ActiveFault, Cluster, ClusterError, FaultKind, Figure8Stage, Grudge, Nemesis, NetemSpec,
     NodeId, PacketFault,
 };
 use faultline_workloads::raftkv::RaftKvClient;
 
-mod local_common;
-use local_common::{bounded, processes_under, start_cluster, start_cluster_of, Run};
+mod support;
+use support::bounded;
+use support::local::{processes_under, Run};
 
 /// Upper bound of one fault test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -34,11 +35,12 @@ const CUT_PROBE_TIMEOUT: Duration = Duration::from_millis(800);
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn raftkv_or_skip() -> Option<PathBuf> {
-    let binary = default_raftkv_binary();
-    if binary.is_none() {
-        eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
-    }
-    binary
+    support::raftkv_binary()
+}
+
+/// raftkv's node description as a run with `nemesis` and `bugs` gets it.
+fn raftkv_spec(nemesis: &[FaultKind], bugs: &[&str]) -> NodeSpec {
+    support::spec(Target::Raftkv, nemesis, bugs)
 }
 
 fn http() -> reqwest::Client {
@@ -72,12 +74,12 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn start(raftkv: &Path, bugs: &[String]) -> Fixture {
-        Fixture::start_program(LocalProgram::raftkv(raftkv, bugs)).await
+    async fn start(raftkv: &Path, bugs: &[&str]) -> Fixture {
+        Fixture::start_spec(raftkv, 3, raftkv_spec(&[], bugs)).await
     }
 
-    async fn start_program(program: LocalProgram) -> Fixture {
-        let (cluster, dir) = start_cluster(program, true).await;
+    async fn start_spec(raftkv: &Path, nodes: u32, spec: NodeSpec) -> Fixture {
+        let (cluster, dir) = support::local::cluster(nodes, spec, raftkv).await;
         Fixture { cluster, _dir: dir }
     }
 
@@ -326,7 +328,7 @@ async fn paused_node_stops_until_resumed() {
         let pid = c.pid(NodeId(leader)).await.unwrap().expect("running");
 
         c.pause(NodeId(leader)).await.unwrap();
-        assert!(faultline::local::process::is_stopped(pid));
+        assert!(faultline::backend::local::process::is_stopped(pid));
         // Nothing runs in it: the kernel accepts the connection, nobody answers.
         assert!(status(f.addr(leader), CUT_PROBE_TIMEOUT).await.is_err());
         // The rest move on to a later term without it; its own term is frozen.
@@ -439,10 +441,10 @@ async fn clock_skews_only_the_wall_clock_or_is_unsupported() {
             match c.clock(NodeId(1), hour_ms, 1.0).await {
                 Err(ClusterError::Unsupported { reason, .. }) => {
                     assert!(reason.contains("libfaketime"), "{reason}");
-                    eprintln!("skipping the clock check: {why}");
                 }
                 other => panic!("clock without libfaketime: {other:?}"),
             }
+            support::prereq::missing::<()>(support::prereq::FAKETIME, why);
             return;
         }
         f.leader(&[1, 2, 3], Duration::from_secs(10)).await;
@@ -688,9 +690,9 @@ async fn a_resumed_leader_does_not_read_from_a_lease_that_expired_while_it_was_f
     };
     let _serial = SERIAL.lock().await;
     bounded(TEST_TIMEOUT, async {
-        let mut program = LocalProgram::raftkv(&raftkv, &[]);
-        program.args.push("--lease-reads".into());
-        let f = Fixture::start_program(program).await;
+        let mut spec = raftkv_spec(&[], &[]);
+        spec.args.push("--lease-reads".into());
+        let f = Fixture::start_spec(&raftkv, 3, spec).await;
         let c = &f.cluster;
         let (old, _) = f.leader(&[1, 2, 3], Duration::from_secs(10)).await;
         f.put(old, "k", "v1").await.expect("first write");
@@ -718,8 +720,8 @@ async fn a_resumed_leader_does_not_read_from_a_lease_that_expired_while_it_was_f
 /// What the old leader answers for `k` once a new leader overwrote it, after the old
 /// leader's wall clock jumped back a minute and it was cut off. Returns the body when the
 /// read succeeded.
-async fn read_after_clock_jump_and_cut(program: LocalProgram) -> Option<String> {
-    let f = Fixture::start_program(program).await;
+async fn read_after_clock_jump_and_cut(raftkv: &Path, spec: NodeSpec) -> Option<String> {
+    let f = Fixture::start_spec(raftkv, 3, spec).await;
     let c = &f.cluster;
     let (old, term) = f.leader(&[1, 2, 3], Duration::from_secs(10)).await;
     f.put(old, "k", "v1").await.expect("first write");
@@ -771,21 +773,20 @@ async fn a_leader_whose_clock_jumped_back_serves_stale_reads_only_under_lease_cl
     let Some(raftkv) = raftkv_or_skip() else {
         return;
     };
-    if let Err(why) = faultline::local::faketime::find_libfaketime() {
-        eprintln!("skipping: clock faults need libfaketime ({why})");
+    if support::local::faketime().is_none() {
         return;
     }
     let _serial = SERIAL.lock().await;
     bounded(TEST_TIMEOUT, async {
-        let buggy = LocalProgram::raftkv(&raftkv, &["lease-clock".to_string()]);
-        let stale = read_after_clock_jump_and_cut(buggy).await;
+        let buggy = raftkv_spec(&[], &["lease-clock"]);
+        let stale = read_after_clock_jump_and_cut(&raftkv, buggy).await;
         assert!(
             stale.as_deref().is_some_and(|b| b.contains("v1")),
             "lease-clock: the cut-off old leader should serve the overwritten value, got {stale:?}"
         );
-        let mut correct = LocalProgram::raftkv(&raftkv, &[]);
+        let mut correct = raftkv_spec(&[], &[]);
         correct.args.push("--lease-reads".into());
-        let answer = read_after_clock_jump_and_cut(correct).await;
+        let answer = read_after_clock_jump_and_cut(&raftkv, correct).await;
         assert!(
             !answer.as_deref().is_some_and(|b| b.contains("v1")),
             "correct raftkv served the overwritten value from a lease: {answer:?}"
@@ -807,18 +808,15 @@ async fn figure8_walks_its_elections_and_its_stop_reunites_the_cluster() {
     };
     let _serial = SERIAL.lock().await;
     bounded(TEST_TIMEOUT, async {
-        let mut program = LocalProgram::raftkv(&raftkv, &[]);
-        program
-            .args
-            .extend(["--max-append-entries".to_string(), "1".to_string()]);
-        let (cluster, dir) = start_cluster_of(5, program, false).await;
-        let f = Fixture { cluster, _dir: dir };
+        // As a run under this fault starts raftkv: one entry per append message.
+        let spec = raftkv_spec(&[FaultKind::Figure8], &[]);
+        let f = Fixture::start_spec(&raftkv, 5, spec).await;
         let all = [1, 2, 3, 4, 5];
         let (_, first_term) = f.leader(&all, Duration::from_secs(10)).await;
         // The probe real runs use: raftkv's `/status`, for the leader and commit index.
         let addrs: Vec<String> = all.iter().map(|&n| f.addr(n).to_string()).collect();
         let probe = TargetLeader {
-            client: TargetClient::Raftkv(RaftKvClient::new(&addrs).expect("client")),
+            client: Arc::new(RaftKvClient::new(&addrs).expect("client")),
             ids: all.iter().map(|&n| NodeId(n)).collect(),
         };
         let mut nemesis = Nemesis::new(f.cluster.clone(), Some(Arc::new(probe)), 11);

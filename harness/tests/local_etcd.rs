@@ -12,8 +12,9 @@
 //! - `faultline test --backend local --target etcd` under partition, kill and pause is
 //!   `valid`, leaves no etcd behind, and a clock nemesis is refused up front.
 //!
-//! Each test prints "skipping: ..." and returns when there is no `etcd` on the PATH
-//! (Debian: `apt-get install etcd-server`). Tests run one at a time and are bounded.
+//! Each test skips, printing why (or fails, under `FAULTLINE_REQUIRE`), when there is no
+//! `etcd` on the PATH (Debian: `apt-get install etcd-server`). Tests run one at a time and
+//! are bounded.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -21,17 +22,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faultline::local::attribute::{read_socket_tables, socket_inodes};
-use faultline::local::{LocalCluster, LocalProgram};
-use faultline::run::config::Target;
-use faultline::run::TestConfig;
-use faultline::target::{driver, TargetClient, TargetLeader};
+use faultline::backend::local::attribute::{read_socket_tables, socket_inodes};
+use faultline::backend::local::LocalCluster;
+use faultline::target::{driver, Target, TargetClient, TargetLeader, TargetOptions};
 use faultline_checker::{EventType, Value};
 use faultline_nemeses::{Cluster, Grudge, LeaderProbe, NodeId};
-use faultline_workloads::{Client, Completion, Request};
+use faultline_workloads::{Completion, Request};
 
-mod local_common;
-use local_common::{bounded, processes_under, start_cluster, Run};
+mod support;
+use support::bounded;
+use support::local::{processes_under, Run};
 
 /// Upper bound of one cluster test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(150);
@@ -47,13 +47,7 @@ const RETRY_TIMEOUT: Duration = Duration::from_secs(2);
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn etcd_or_skip() -> Option<PathBuf> {
-    match faultline::target::etcd::find_local_binary() {
-        Ok(p) => Some(p),
-        Err(e) => {
-            eprintln!("skipping: {e}");
-            None
-        }
-    }
+    support::local::etcd_binary()
 }
 
 const IDS: [u32; 3] = [1, 2, 3];
@@ -65,12 +59,13 @@ struct Fixture {
 
 impl Fixture {
     async fn start(etcd: &Path) -> Fixture {
-        let (cluster, dir) = start_cluster(LocalProgram::etcd(etcd), false).await;
+        let spec = support::spec(Target::Etcd, &[], &[]);
+        let (cluster, dir) = support::local::cluster(3, spec, etcd).await;
         Fixture { cluster, _dir: dir }
     }
 
     /// The etcd client used in runs, speaking to the members `ids` only.
-    fn client(&self, ids: &[u32]) -> TargetClient {
+    fn client(&self, ids: &[u32]) -> Arc<dyn TargetClient> {
         let addrs: Vec<String> = ids
             .iter()
             .map(|&id| {
@@ -82,7 +77,7 @@ impl Fixture {
             })
             .collect();
         driver(Target::Etcd)
-            .client(&addrs, &TestConfig::default())
+            .client(&addrs, &TargetOptions::default())
             .expect("etcd client")
     }
 
@@ -111,7 +106,7 @@ impl Fixture {
 }
 
 async fn call(
-    client: &TargetClient,
+    client: &Arc<dyn TargetClient>,
     request: &Request,
     timeout: Duration,
 ) -> (Completion, Duration) {
@@ -122,7 +117,11 @@ async fn call(
 
 /// Retries `request` (each attempt bounded by [`RETRY_TIMEOUT`]) until it is `ok` or
 /// `within` passes; returns the ok and how long it took.
-async fn until_ok(client: &TargetClient, request: &Request, within: Duration) -> (Value, Duration) {
+async fn until_ok(
+    client: &Arc<dyn TargetClient>,
+    request: &Request,
+    within: Duration,
+) -> (Value, Duration) {
     let started = Instant::now();
     loop {
         let (c, _) = call(client, request, RETRY_TIMEOUT).await;

@@ -5,7 +5,10 @@
 //! script sets `data-ok` on `<body>` as its last step) and have its key elements;
 //! screenshots go to the cargo target dir and their paths are printed.
 //!
-//! Skips (and says so) when `chromium` is not installed.
+//! Skips, printing why (or fails, under `FAULTLINE_REQUIRE=chromium`), when `chromium` is
+//! not installed.
+
+mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,13 +17,6 @@ use std::time::Instant;
 
 use faultline_checker::{Event, EventType, Process, Value};
 use serde_json::json;
-
-fn chromium_installed() -> bool {
-    Command::new("chromium")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// Runs headless Chromium on `page` with `mode` (`--dump-dom` or `--screenshot=...`), in
 /// a profile of its own so tests can run in parallel.
@@ -148,8 +144,7 @@ fn check_report(dir: &Path, history: &Path, name: &str, expect_code: i32) -> Pat
 
 #[test]
 fn reports_load_in_chromium() {
-    if !chromium_installed() {
-        println!("skipping: chromium not installed");
+    if support::cli::chromium().is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -200,8 +195,7 @@ fn reports_load_in_chromium() {
 /// and a sample, and still renders.
 #[test]
 fn big_run_report_draws_a_window() {
-    if !chromium_installed() {
-        println!("skipping: chromium not installed");
+    if support::cli::chromium().is_none() {
         return;
     }
     use EventType::*;

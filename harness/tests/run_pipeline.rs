@@ -253,7 +253,7 @@ impl Cluster for FakeCluster {
 fn unsupported(op: &'static str, node: NodeId) -> ClusterError {
     ClusterError::Unsupported {
         op,
-        backend: "in-process test",
+        backend: "the in-process test cluster",
         reason: format!("not simulated ({node})"),
     }
 }

@@ -3,10 +3,13 @@
 //! port; the index lists both runs with their verdicts and links, a report link loads as
 //! HTML, and path traversal (plain, dotted, percent-encoded, via a symlink) gets nothing.
 //! When `chromium` is installed, headless Chromium loads the index and the run rows must
-//! be in its DOM; otherwise the test says it skipped that part.
+//! be in its DOM; otherwise the test says it skipped that part (and fails under
+//! `FAULTLINE_REQUIRE=chromium`).
 //!
 //! All traffic stays on 127.0.0.1: the HTTP client ignores proxy settings and Chromium is
 //! told to use no proxy and no background networking.
+
+mod support;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -67,13 +70,6 @@ fn raw_status(addr: SocketAddr, path: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line for {path}: {reply:?}"))
-}
-
-fn chromium_installed() -> bool {
-    std::process::Command::new("chromium")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,8 +191,7 @@ async fn serves_the_index_the_files_and_nothing_else() {
     }
 
     // A real browser: the rows must be in the DOM Chromium builds from the page.
-    if !chromium_installed() {
-        println!("skipping: chromium not installed");
+    if support::cli::chromium().is_none() {
         return;
     }
     let profile = tempfile::tempdir().unwrap();

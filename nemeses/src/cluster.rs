@@ -2,42 +2,21 @@
 //! test. A backend (Docker containers, local processes) implements it; faults are expressed
 //! as data (`Grudge` for partitions) so every backend applies the same fault the same way.
 
-use std::fmt;
 use std::path::Path;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use crate::grudge::Grudge;
 use crate::netem::{PacketCaps, PacketFault};
-
-/// A node's identity inside one cluster. Also the raft id the node is started with, so it
-/// starts at 1 (raft ids are non-zero).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct NodeId(pub u32);
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "n{}", self.0)
-    }
-}
-
-/// One node of the cluster, as clients and nemeses see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Node {
-    pub id: NodeId,
-    /// Short stable name (`n1`, `n2`, ...) used in logs, histories and result folders.
-    pub name: String,
-    /// `host:port` a client on the harness's machine connects to.
-    pub client_addr: String,
-}
+use crate::node::{Node, NodeId};
 
 /// Why a cluster operation did not happen. Nemeses log these into the history and go on:
 /// a fault that could not be injected must never be reported as injected.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// The backend cannot do this at all (e.g. clock faults on a target without libc).
-    #[error("{op} is not supported by the {backend} backend: {reason}")]
+    /// The cluster cannot do this at all (e.g. clock faults on a target without libc).
+    /// `backend` says who refuses: "the Docker backend", "an external cluster", ...
+    #[error("{op} is not supported by {backend}: {reason}")]
     Unsupported {
         op: &'static str,
         backend: &'static str,
@@ -101,7 +80,7 @@ pub trait Cluster: Send + Sync {
     async fn terminate(&self, node: NodeId) -> Result<(), ClusterError> {
         Err(ClusterError::Unsupported {
             op: "terminate",
-            backend: "this",
+            backend: "this cluster",
             reason: format!("graceful stop is not implemented (node {node})"),
         })
     }
@@ -112,7 +91,7 @@ pub trait Cluster: Send + Sync {
     async fn corrupt_log_tail(&self, node: NodeId) -> Result<String, ClusterError> {
         Err(ClusterError::Unsupported {
             op: "corrupt log tail",
-            backend: "this",
+            backend: "this cluster",
             reason: format!("disk corruption is not implemented (node {node})"),
         })
     }
@@ -137,7 +116,7 @@ pub trait Cluster: Send + Sync {
         let _ = fault;
         Err(ClusterError::Unsupported {
             op: "netem",
-            backend: "this",
+            backend: "this cluster",
             reason: format!("packet faults are not implemented (node {node})"),
         })
     }
@@ -160,16 +139,4 @@ pub trait Cluster: Send + Sync {
             .find(|n| n.id == id)
             .ok_or(ClusterError::UnknownNode(id))
     }
-}
-
-/// `n1..=nN` with made-up client addresses, for the fake clusters of unit tests.
-#[cfg(test)]
-pub(crate) fn test_nodes(n: u32) -> Vec<Node> {
-    (1..=n)
-        .map(|i| Node {
-            id: NodeId(i),
-            name: format!("n{i}"),
-            client_addr: format!("10.0.0.{i}:8080"),
-        })
-        .collect()
 }

@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::NodeId;
+use crate::node::NodeId;
 
 /// Node -> the nodes it drops traffic from. Absent nodes drop nothing. A grudge may be
 /// asymmetric (one-way partitions); the constructors here build symmetric ones.

@@ -37,28 +37,26 @@
 //! once (the schedule runs one stream per kind); the tracking sets make that safe.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use faultline_checker::Value;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 use tokio::task::AbortHandle;
 
+use crate::active::ActiveFault;
 use crate::clock::ClockSkew;
-use crate::cluster::{Cluster, ClusterError, NodeId};
+use crate::cluster::{Cluster, ClusterError};
+use crate::fault::{DiskFault, FaultKind, PartitionShape};
 use crate::grudge::Grudge;
 use crate::netem::{NetemSpec, PacketCaps, PacketFault};
+use crate::node::NodeId;
+use crate::probe::LeaderProbe;
 use crate::shapes::Shapes;
 
-mod figure8;
-pub use figure8::{Figure8Roles, Figure8Stage, COMMIT_LIMIT, CUT_AFTER, FIGURE8_NODES, LINK_DELAY};
+pub mod figure8;
 
 /// Longest a single cluster call may take before the nemesis gives up on it.
 pub const CLUSTER_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -66,339 +64,6 @@ pub const CLUSTER_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub const HEAL_ATTEMPTS: usize = 3;
 /// Pause between nodes in a rolling restart, so each one rejoins before the next goes.
 const ROLLING_GAP: Duration = Duration::from_millis(1_500);
-
-/// A family of faults the schedule can inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    Partition,
-    Kill,
-    Pause,
-    Restart,
-    Netem,
-    Clock,
-    Disk,
-    Figure8,
-}
-
-impl FaultKind {
-    pub const ALL: [FaultKind; 8] = [
-        FaultKind::Partition,
-        FaultKind::Kill,
-        FaultKind::Pause,
-        FaultKind::Restart,
-        FaultKind::Netem,
-        FaultKind::Clock,
-        FaultKind::Disk,
-        FaultKind::Figure8,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Partition => "partition",
-            FaultKind::Kill => "kill",
-            FaultKind::Pause => "pause",
-            FaultKind::Restart => "restart",
-            FaultKind::Netem => "netem",
-            FaultKind::Clock => "clock",
-            FaultKind::Disk => "disk",
-            FaultKind::Figure8 => "figure8",
-        }
-    }
-
-    /// Parses a comma-separated list such as `partition,kill` (empty or `none`: no faults).
-    pub fn parse_list(s: &str) -> Result<Vec<FaultKind>, UnknownFault> {
-        let mut kinds = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            if part == "none" {
-                continue;
-            }
-            let kind = part.parse()?;
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
-        }
-        Ok(kinds)
-    }
-}
-
-impl fmt::Display for FaultKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// An unknown fault name.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "unknown nemesis {0:?}; expected a comma-separated list of: partition, kill, pause, \
-     restart, netem, clock, disk, figure8 (or none)"
-)]
-pub struct UnknownFault(pub String);
-
-impl FromStr for FaultKind {
-    type Err = UnknownFault;
-
-    fn from_str(s: &str) -> Result<FaultKind, UnknownFault> {
-        FaultKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| UnknownFault(s.to_string()))
-    }
-}
-
-/// The shapes a partition can take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PartitionShape {
-    RandomHalves,
-    IsolateOne,
-    IsolateLeader,
-    MajoritiesRing,
-    Bridge,
-    OneWay,
-}
-
-impl PartitionShape {
-    pub const ALL: [PartitionShape; 6] = [
-        PartitionShape::RandomHalves,
-        PartitionShape::IsolateOne,
-        PartitionShape::IsolateLeader,
-        PartitionShape::MajoritiesRing,
-        PartitionShape::Bridge,
-        PartitionShape::OneWay,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            PartitionShape::RandomHalves => "random-halves",
-            PartitionShape::IsolateOne => "isolate-one",
-            PartitionShape::IsolateLeader => "isolate-leader",
-            PartitionShape::MajoritiesRing => "majorities-ring",
-            PartitionShape::Bridge => "bridge",
-            PartitionShape::OneWay => "one-way",
-        }
-    }
-}
-
-impl fmt::Display for PartitionShape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// What a disk fault does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DiskFault {
-    /// Crash every node at once; writes they had not fsynced are gone.
-    LoseUnsynced,
-    /// Crash one node and flip a byte in its WAL's tail before it starts again.
-    CorruptTail,
-}
-
-impl DiskFault {
-    pub fn name(self) -> &'static str {
-        match self {
-            DiskFault::LoseUnsynced => "lose-unsynced",
-            DiskFault::CorruptTail => "corrupt-tail",
-        }
-    }
-}
-
-/// Finds the current leader, for faults aimed at it. The harness passes one that asks the
-/// target (e.g. raftkv's `/status`); `None` when no leader is known.
-#[async_trait]
-pub trait LeaderProbe: Send + Sync {
-    async fn leader(&self) -> Option<NodeId>;
-
-    /// The node's Raft commit index, for faults timed by replication (`figure8`); `None`
-    /// when the target does not tell (the default) or the node does not answer.
-    async fn commit_index(&self, node: NodeId) -> Option<u64> {
-        let _ = node;
-        None
-    }
-}
-
-/// A fault currently in effect (or, for `Restart`, just done).
-#[derive(Clone, Debug, PartialEq)]
-pub enum ActiveFault {
-    Partition {
-        shape: PartitionShape,
-        grudge: Grudge,
-    },
-    Kill {
-        node: NodeId,
-    },
-    /// A majority killed at once.
-    KillMajority {
-        nodes: Vec<NodeId>,
-    },
-    Pause {
-        node: NodeId,
-        /// The node was the leader when it was chosen.
-        leader: bool,
-    },
-    Restart {
-        nodes: Vec<NodeId>,
-        rolling: bool,
-    },
-    Netem {
-        /// The node whose outgoing packets suffer.
-        node: NodeId,
-        fault: PacketFault,
-    },
-    Clock {
-        nodes: Vec<NodeId>,
-        skew: ClockSkew,
-    },
-    Disk {
-        nodes: Vec<NodeId>,
-        fault: DiskFault,
-        /// What was corrupted, for `CorruptTail`.
-        detail: Option<String>,
-    },
-    /// The directed Figure-8 walk ([`figure8`]); `grudge` is the partition it left.
-    Figure8 {
-        roles: Figure8Roles,
-        reached: Figure8Stage,
-        grudge: Grudge,
-    },
-}
-
-fn node_list(nodes: &[NodeId]) -> Value {
-    Value::List(nodes.iter().map(|n| Value::from(n.to_string())).collect())
-}
-
-fn join(nodes: &[NodeId]) -> String {
-    nodes
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-impl ActiveFault {
-    pub fn kind(&self) -> FaultKind {
-        match self {
-            ActiveFault::Partition { .. } => FaultKind::Partition,
-            ActiveFault::Kill { .. } | ActiveFault::KillMajority { .. } => FaultKind::Kill,
-            ActiveFault::Pause { .. } => FaultKind::Pause,
-            ActiveFault::Restart { .. } => FaultKind::Restart,
-            ActiveFault::Netem { .. } => FaultKind::Netem,
-            ActiveFault::Clock { .. } => FaultKind::Clock,
-            ActiveFault::Disk { .. } => FaultKind::Disk,
-            ActiveFault::Figure8 { .. } => FaultKind::Figure8,
-        }
-    }
-
-    /// The value of the history event describing this fault.
-    pub fn describe(&self) -> Value {
-        let mut m = BTreeMap::new();
-        match self {
-            ActiveFault::Partition { shape, grudge } => {
-                m.insert("shape".to_string(), Value::from(shape.name()));
-                m.insert("grudge".to_string(), Value::from(grudge.to_string()));
-            }
-            ActiveFault::Kill { node } => {
-                m.insert("node".to_string(), Value::from(node.to_string()));
-            }
-            ActiveFault::KillMajority { nodes } => {
-                m.insert("nodes".to_string(), node_list(nodes));
-                m.insert("shape".to_string(), Value::from("majority"));
-            }
-            ActiveFault::Pause { node, leader } => {
-                m.insert("node".to_string(), Value::from(node.to_string()));
-                m.insert("leader".to_string(), Value::Bool(*leader));
-            }
-            ActiveFault::Restart { nodes, rolling } => {
-                m.insert("nodes".to_string(), node_list(nodes));
-                m.insert("rolling".to_string(), Value::Bool(*rolling));
-            }
-            ActiveFault::Netem { node, fault } => {
-                m.insert("node".to_string(), Value::from(node.to_string()));
-                if !fault.to.is_empty() {
-                    m.insert("to".to_string(), node_list(&fault.to));
-                }
-                m.insert("netem".to_string(), Value::from(fault.spec.to_string()));
-            }
-            ActiveFault::Clock { nodes, skew } => {
-                m.insert("nodes".to_string(), node_list(nodes));
-                m.insert("skew".to_string(), Value::from(skew.to_string()));
-            }
-            ActiveFault::Disk {
-                nodes,
-                fault,
-                detail,
-            } => {
-                m.insert("nodes".to_string(), node_list(nodes));
-                m.insert("fault".to_string(), Value::from(fault.name()));
-                if let Some(d) = detail {
-                    m.insert("detail".to_string(), Value::from(d.as_str()));
-                }
-            }
-            ActiveFault::Figure8 {
-                roles,
-                reached,
-                grudge,
-            } => {
-                for (role, node) in [
-                    ("old", roles.old),
-                    ("partner", roles.partner),
-                    ("voter", roles.voter),
-                    ("follower", roles.follower),
-                    ("usurper", roles.usurper),
-                ] {
-                    m.insert(role.to_string(), Value::from(node.to_string()));
-                }
-                m.insert("reached".to_string(), Value::from(reached.name()));
-                m.insert("grudge".to_string(), Value::from(grudge.to_string()));
-            }
-        }
-        Value::Map(m)
-    }
-
-    /// True for faults that are over once started (nothing to undo at stop).
-    pub fn is_instant(&self) -> bool {
-        matches!(self, ActiveFault::Restart { .. })
-    }
-}
-
-impl fmt::Display for ActiveFault {
-    /// For the progress line: `partition isolate-leader n1<-{n2,...}`, `kill n3`,
-    /// `pause n2 (leader)`, `netem n4 delay 120ms±30ms loss 2%`, `netem n1->n3 rate 64kbit`,
-    /// `clock n1,n2 bump +300ms`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ActiveFault::Partition { shape, grudge } => {
-                write!(f, "partition {} {grudge}", shape.name())
-            }
-            ActiveFault::Kill { node } => write!(f, "kill {node}"),
-            ActiveFault::KillMajority { nodes } => write!(f, "kill majority {}", join(nodes)),
-            ActiveFault::Pause { node, leader: true } => write!(f, "pause {node} (leader)"),
-            ActiveFault::Pause { node, .. } => write!(f, "pause {node}"),
-            ActiveFault::Restart {
-                nodes,
-                rolling: true,
-            } => write!(f, "rolling restart {}", join(nodes)),
-            ActiveFault::Restart { nodes, .. } => write!(f, "restart {}", join(nodes)),
-            ActiveFault::Netem { node, fault } => {
-                write!(f, "netem {} {}", fault.target(*node), fault.spec)
-            }
-            ActiveFault::Clock { nodes, skew } => write!(f, "clock {} {skew}", join(nodes)),
-            ActiveFault::Disk { nodes, fault, .. } => {
-                write!(f, "disk {} {}", fault.name(), join(nodes))
-            }
-            ActiveFault::Figure8 { roles, reached, .. } => write!(
-                f,
-                "figure8 old {} usurper {} voter {} ({})",
-                roles.old,
-                roles.usurper,
-                roles.voter,
-                reached.name()
-            ),
-        }
-    }
-}
 
 /// What the final heal did; `errors` is empty when everything is back to normal.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -522,7 +187,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
         let Some(&random_node) = nodes.choose(&mut self.rng) else {
             return Err(ClusterError::Unsupported {
                 op: "nemesis",
-                backend: "any",
+                backend: "this cluster",
                 reason: "the cluster has no nodes".into(),
             });
         };
@@ -647,7 +312,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
         let Some(spec) = NetemSpec::random(&mut self.rng, caps) else {
             return Err(ClusterError::Unsupported {
                 op: "netem",
-                backend: "this",
+                backend: "this cluster",
                 reason: format!("the cluster can apply no packet fault (it can do {caps})"),
             });
         };
@@ -971,6 +636,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
 mod tests {
     use super::*;
     use crate::clock::ClockShape;
+    use async_trait::async_trait;
 
     #[test]
     fn fault_lists_parse() {
@@ -1049,7 +715,7 @@ mod tests {
 
     /// A cluster that can apply the packet faults `caps` allows, and records them.
     struct PacketCluster {
-        nodes: Vec<crate::cluster::Node>,
+        nodes: Vec<crate::node::Node>,
         caps: PacketCaps,
         caps_asked: std::sync::Mutex<usize>,
         applied: std::sync::Mutex<Vec<(NodeId, PacketFault)>>,
@@ -1061,7 +727,7 @@ mod tests {
     impl PacketCluster {
         fn new(n: u32, caps: PacketCaps) -> Arc<PacketCluster> {
             Arc::new(PacketCluster {
-                nodes: crate::cluster::test_nodes(n),
+                nodes: crate::node::test_nodes(n),
                 caps,
                 caps_asked: std::sync::Mutex::new(0),
                 applied: std::sync::Mutex::new(Vec::new()),
@@ -1074,7 +740,7 @@ mod tests {
 
     #[async_trait]
     impl Cluster for PacketCluster {
-        fn nodes(&self) -> &[crate::cluster::Node] {
+        fn nodes(&self) -> &[crate::node::Node] {
             &self.nodes
         }
         async fn partition(&self, grudge: &Grudge) -> Result<(), ClusterError> {
@@ -1113,7 +779,7 @@ mod tests {
             if !missing.is_empty() {
                 return Err(ClusterError::Unsupported {
                     op: "netem",
-                    backend: "test",
+                    backend: "the test cluster",
                     reason: format!("cannot {}", missing.join(", ")),
                 });
             }

@@ -20,7 +20,7 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::NodeId;
+use crate::node::NodeId;
 
 /// Bounds of a random delay: long enough to matter next to raft timeouts, short enough
 /// that a run still makes progress.

@@ -37,8 +37,10 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::active::ActiveFault;
 use crate::cluster::{Cluster, ClusterError};
-use crate::nemesis::{ActiveFault, FaultKind, HealReport, Nemesis};
+use crate::fault::FaultKind;
+use crate::nemesis::{HealReport, Nemesis};
 
 /// Where nemesis events go (the run's history recorder).
 #[async_trait]
@@ -300,9 +302,10 @@ impl<C: Cluster + ?Sized + 'static> Schedule<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{ClusterError, Node, NodeId};
+    use crate::cluster::ClusterError;
     use crate::grudge::Grudge;
-    use crate::nemesis::LeaderProbe;
+    use crate::node::{Node, NodeId};
+    use crate::probe::LeaderProbe;
     use std::collections::BTreeSet;
     use std::path::Path;
     use std::sync::Mutex;
@@ -323,7 +326,7 @@ mod tests {
     impl FakeCluster {
         fn new(n: u32, fail_partitions: bool) -> Arc<FakeCluster> {
             Arc::new(FakeCluster {
-                nodes: crate::cluster::test_nodes(n),
+                nodes: crate::node::test_nodes(n),
                 calls: Mutex::new(Vec::new()),
                 start: Instant::now(),
                 fail_partitions,
@@ -380,7 +383,7 @@ mod tests {
             if self.no_pause {
                 return Err(ClusterError::Unsupported {
                     op: "pause",
-                    backend: "fake",
+                    backend: "the test cluster",
                     reason: "no process control".into(),
                 });
             }

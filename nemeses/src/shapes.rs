@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::ClockShape;
-use crate::nemesis::PartitionShape;
+use crate::fault::PartitionShape;
 
 /// Narrows what the nemesis draws within a fault kind, as Jepsen's nemesis package takes
 /// targets per fault: a test aimed at one kind of bug can make the fault that exposes it

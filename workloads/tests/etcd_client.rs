@@ -1,6 +1,11 @@
 //! `EtcdClient` against a real single-member etcd on loopback (the host's `etcd` binary,
-//! Debian's etcd-server; CI installs it). Each test prints "skipping: ..." and returns when
-//! no etcd binary is on the PATH.
+//! Debian's etcd-server; CI installs it). Each test skips, printing why, when no etcd binary
+//! is on the PATH, and fails instead under `FAULTLINE_REQUIRE=etcd`.
+
+// The harness tests' prerequisite rules, shared as one file.
+#[path = "../../harness/tests/support/prereq.rs"]
+#[allow(dead_code)]
+mod prereq;
 
 use std::net::TcpListener;
 use std::process::Stdio;
@@ -27,18 +32,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts etcd on free loopback ports, or returns None after saying why not.
+/// Starts etcd on free loopback ports, or returns None when there is none (and it is not
+/// required).
 async fn etcd() -> Option<Etcd> {
-    if Command::new("etcd")
+    let found = Command::new("etcd")
         .arg("--version")
         .stdout(Stdio::null())
         .status()
         .await
-        .is_err()
-    {
-        eprintln!("skipping: no etcd binary on the PATH (apt-get install etcd-server)");
-        return None;
-    }
+        .map_err(|e| format!("no etcd binary on the PATH ({e}; apt-get install etcd-server)"));
+    prereq::check(prereq::ETCD, found)?;
     let dir = tempfile::tempdir().unwrap();
     let (client, peer) = (free_port(), free_port());
     let url = format!("http://127.0.0.1:{client}");

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod exit;
+pub mod image;
 pub mod progress;
 pub mod report;
 pub mod test;
@@ -37,7 +38,7 @@ pub enum Command {
     TestAll(test_all::TestAllArgs),
     /// Build the node images (cached by a hash of their inputs).
     #[command(subcommand)]
-    Image(crate::image_cmd::ImageCommand),
+    Image(image::ImageCommand),
     /// (Re)build report.html in a run's results folder.
     Report(report::ReportArgs),
     /// Serve the results directory: a page listing every run, and each run's files.
@@ -68,7 +69,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Test(args) => test::run(args),
         Command::TestAll(args) => test_all::run(args),
-        Command::Image(cmd) => crate::image_cmd::command(cmd),
+        Command::Image(cmd) => image::command(cmd),
         Command::Report(args) => report::run(args),
         Command::Serve(args) => crate::serve::run(args),
     }

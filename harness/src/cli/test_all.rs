@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 
+use crate::backend::Backend;
 use crate::cli::units::parse_duration;
 use crate::matrix::{self, CellStatus, Expect};
 use crate::report::junit::{render_suite, Case, CaseResult};
-use crate::run::config::Backend;
-use crate::run::results::timestamp;
+use crate::run::run_dir::timestamp;
 use crate::run::TestConfig;
 
 #[derive(Debug, Args)]

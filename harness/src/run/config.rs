@@ -9,39 +9,9 @@ use faultline_nemeses::{parse_names, ClockShape, FaultKind, PartitionShape, Shap
 use faultline_workloads::Workload;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Backend;
 use crate::cli::units::parse_duration;
-
-/// The system under test (drivers in [`crate::target`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Target {
-    /// The bundled Raft KV server.
-    #[default]
-    Raftkv,
-    /// etcd 3.4 (Debian's etcd-server in the node image), through its v3 JSON gateway.
-    Etcd,
-    /// Consul's KV store and sessions over HTTP; only with --endpoints (no binary here).
-    Consul,
-}
-
-impl Target {
-    pub fn name(self) -> &'static str {
-        crate::target::driver(self).name()
-    }
-}
-
-/// Where the nodes run (`--backend`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Backend {
-    /// Containers on a private Docker network (iptables, tc netem, docker pause).
-    #[default]
-    Docker,
-    /// Child processes on loopback, peer links through in-process proxies; no Docker.
-    Local,
-    /// Docker when the daemon answers, local processes otherwise.
-    Auto,
-}
+use crate::target::{NodeParams, Target, TargetOptions};
 
 /// One test run, fully described. Durations are in milliseconds (names say so).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,7 +21,7 @@ pub struct TestConfig {
     pub name: String,
     pub target: Target,
     /// Endpoints of an external cluster, read consistency, lock-write fencing.
-    pub target_options: crate::target::TargetOptions,
+    pub target_options: TargetOptions,
     pub workload: Workload,
     pub backend: Backend,
     /// Fault kinds the nemesis draws from; empty: no faults.
@@ -94,7 +64,7 @@ impl Default for TestConfig {
         TestConfig {
             name: String::new(),
             target: Target::Raftkv,
-            target_options: crate::target::TargetOptions::default(),
+            target_options: TargetOptions::default(),
             workload: Workload::Register,
             backend: Backend::Docker,
             nemesis: vec![FaultKind::Partition, FaultKind::Kill],
@@ -127,33 +97,15 @@ const MAX_NODES: u32 = 15;
 const MAX_CONCURRENCY: usize = 1_024;
 const MAX_RATE_PER_S: f64 = 100_000.0;
 
-/// raftkv's own default wait for a request's commit (`--request-timeout-ms`).
-pub const RAFTKV_REQUEST_TIMEOUT_MS: u64 = 2_000;
-
 impl TestConfig {
-    /// raftkv's options for this run, the same on every backend (bugs aside):
-    /// - it waits for a request's commit as long as the client waits for its answer
-    ///   (`--op-timeout`; never less than raftkv's own 2 s), so a write that commits late
-    ///   is acknowledged rather than cut off by the server first;
-    /// - the `disk` nemesis crashes nodes through its file layer that loses unsynced
-    ///   writes;
-    /// - `figure8` needs one log entry per append message, the granularity at which the
-    ///   paper's Figure 8 happens: with bigger batches a new leader's no-op rides in the
-    ///   same message as the old entries, and the interleaving cannot occur.
-    pub fn raftkv_args(&self) -> Vec<String> {
-        let mut args = vec![
-            "--request-timeout-ms".to_string(),
-            self.op_timeout_ms
-                .max(RAFTKV_REQUEST_TIMEOUT_MS)
-                .to_string(),
-        ];
-        if self.nemesis.contains(&FaultKind::Disk) {
-            args.push("--lose-unsynced".to_string());
+    /// What the target's driver needs to know of this run for the node's command line.
+    pub fn node_params(&self) -> NodeParams<'_> {
+        NodeParams {
+            nemesis: &self.nemesis,
+            op_timeout_ms: self.op_timeout_ms,
+            bugs: &self.bugs,
+            bundled_binary: self.raftkv_binary.as_deref(),
         }
-        if self.nemesis.contains(&FaultKind::Figure8) {
-            args.extend(["--max-append-entries".to_string(), "1".to_string()]);
-        }
-        args
     }
 
     /// The results folder name: `name`, or `<target>-<workload>`.
@@ -233,7 +185,8 @@ impl TestConfig {
                 return bad(format!("bug name {bug:?} must be [a-z0-9-]"));
             }
         }
-        crate::target::validate(self).map_err(ConfigError)
+        crate::target::validate(self.target, &self.target_options, &self.node_params())
+            .map_err(ConfigError)
     }
 }
 
@@ -376,7 +329,7 @@ impl TestArgs {
             check_timeout_ms: millis(self.check_timeout),
             raftkv_binary: self.raftkv.clone(),
             target: self.target,
-            target_options: crate::target::TargetOptions {
+            target_options: TargetOptions {
                 endpoints: self.endpoints.clone(),
                 serializable: self.serializable,
                 unfenced_writes: self.unfenced_writes,
@@ -401,26 +354,6 @@ mod tests {
         let mut full = vec!["faultline"];
         full.extend_from_slice(args);
         Cli::try_parse_from(full).map(|c| c.args.to_config())
-    }
-
-    #[test]
-    fn raftkv_gets_what_the_faults_and_timeouts_need() {
-        let c = parse(&["--nemesis", "partition"]).unwrap();
-        assert_eq!(c.raftkv_args(), ["--request-timeout-ms", "2000"]);
-        let c = parse(&["--nemesis", "disk,figure8", "--op-timeout", "10s"]).unwrap();
-        assert_eq!(
-            c.raftkv_args(),
-            [
-                "--request-timeout-ms",
-                "10000",
-                "--lose-unsynced",
-                "--max-append-entries",
-                "1"
-            ]
-        );
-        // A shorter client timeout leaves raftkv's own.
-        let c = parse(&["--op-timeout", "500ms"]).unwrap();
-        assert_eq!(c.raftkv_args()[1], "2000");
     }
 
     #[test]

@@ -13,11 +13,11 @@ use faultline_workloads::{CountsSnapshot, KeySpace, Recorder, Runner, RunnerConf
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::adapters::HistoryLog;
 use super::config::TestConfig;
+use super::nemesis_log::HistoryLog;
 use super::progress::LiveProgress;
-use super::results::RunDir;
-use crate::target::{TargetClient, TargetError, TargetLeader};
+use super::run_dir::RunDir;
+use crate::target::{AnyClient, TargetClient, TargetError, TargetLeader};
 
 /// Time allowed to copy one node's logs.
 const LOGS_TIMEOUT: Duration = Duration::from_secs(60);
@@ -61,7 +61,7 @@ fn millis(d: Duration) -> u64 {
 
 /// Polls the cluster until a leader is known, at most `wait`, or until cancelled.
 pub async fn wait_for_leader(
-    client: &TargetClient,
+    client: &dyn TargetClient,
     wait: Duration,
     cancel: &mut watch::Receiver<bool>,
 ) -> Option<usize> {
@@ -109,11 +109,11 @@ pub async fn exercise(
 ) -> Result<Exercised, RunError> {
     let nodes = cluster.nodes().to_vec();
     let addrs: Vec<String> = nodes.iter().map(|n| n.client_addr.clone()).collect();
-    let client = crate::target::driver(config.target).client(&addrs, config)?;
+    let client = crate::target::driver(config.target).client(&addrs, &config.target_options)?;
 
     progress.phase("waiting for a leader");
     let leader_wait = Duration::from_millis(config.leader_wait_ms);
-    let Some(leader) = wait_for_leader(&client, leader_wait, &mut cancel).await else {
+    let Some(leader) = wait_for_leader(client.as_ref(), leader_wait, &mut cancel).await else {
         if *cancel.borrow() {
             return Err(RunError::Cancelled);
         }
@@ -126,7 +126,7 @@ pub async fn exercise(
 
     let recorder = Recorder::create(&dir.history(), Instant::now())?;
     let runner = Arc::new(Runner::new(
-        Arc::new(client.clone()),
+        Arc::new(AnyClient(client.clone())),
         KeySpace::new(config.workload),
         recorder.handle(),
         RunnerConfig {
@@ -205,7 +205,7 @@ pub async fn exercise(
     };
     if !cancelled {
         progress.phase("waiting for a leader before final reads");
-        if wait_for_leader(&client, leader_wait, &mut cancel)
+        if wait_for_leader(client.as_ref(), leader_wait, &mut cancel)
             .await
             .is_none()
         {

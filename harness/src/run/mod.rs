@@ -1,9 +1,9 @@
 //! `faultline test`: one run, end to end. A run is data ([`TestConfig`], saved as the
 //! run's `config.json`); the steps are:
 //!
-//! 1. create `results/<test>/<timestamp>/` and the `latest` links ([`results`]);
-//! 2. start the cluster on the chosen backend ([`local`] picks: Docker via [`docker`], or
-//!    local processes);
+//! 1. create `results/<test>/<timestamp>/` and the `latest` links ([`run_dir`]);
+//! 2. ask the target's driver how a node runs, and start the cluster on the chosen backend
+//!    (`crate::backend::start`);
 //! 3. [`exercise`]: wait for a leader, clients + nemesis for the time limit, heal, quiet
 //!    period, final reads; the history streams into `history.jsonl` as it happens;
 //!    node logs are copied to `nodes/<node>/`;
@@ -13,14 +13,12 @@
 //! Ctrl-C stops the run early but still heals, tears down, and judges what was recorded.
 //! Exit codes: 0 valid, 1 invalid, 2 unknown, 3 the run itself failed.
 
-pub mod adapters;
 pub mod config;
-pub mod docker;
 pub mod exercise;
 pub mod judge;
-pub mod local;
+pub mod nemesis_log;
 pub mod progress;
-pub mod results;
+pub mod run_dir;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,10 +29,13 @@ use faultline_nemeses::Cluster;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::backend::external::ExternalCluster;
+use crate::backend::{StartLog, StartRequest, Started};
+
 pub use config::{TestArgs, TestConfig};
 pub use exercise::{Exercised, RunError};
 pub use judge::{Judgement, RunVerdict};
-pub use results::RunDir;
+pub use run_dir::RunDir;
 
 use progress::LiveProgress;
 
@@ -123,14 +124,19 @@ fn cancel_on_signal() -> watch::Receiver<bool> {
 /// verdict `error` (exit code 3) and is recorded in the folder.
 pub async fn run_test(config: TestConfig) -> anyhow::Result<RunOutcome> {
     config.validate()?;
-    if let Some(external) = crate::target::external::cluster(&config) {
+    if !config.target_options.endpoints.is_empty() {
+        let external = Arc::new(ExternalCluster::new(&config.target_options.endpoints));
         return run_with_cluster(config, external, cancel_on_signal()).await;
     }
     let started = Instant::now();
     let dir = RunDir::create(&config)?;
     let progress = LiveProgress::new();
     let cancel = cancel_on_signal();
-    let cluster = match local::start(&config, &dir, &progress).await {
+    let log = StartProgress {
+        dir: &dir,
+        progress: &progress,
+    };
+    let cluster = match start_cluster(&config, &dir, &log).await {
         Ok(c) => c,
         Err(e) => {
             progress.finish();
@@ -144,6 +150,46 @@ pub async fn run_test(config: TestConfig) -> anyhow::Result<RunOutcome> {
         tracing::warn!("teardown: {e}");
     }
     Ok(conclude(&config, &dir, started, exercised).await)
+}
+
+/// Starts the run's cluster: the target's node description, on the configured backend.
+async fn start_cluster(
+    config: &TestConfig,
+    dir: &RunDir,
+    log: &StartProgress<'_>,
+) -> anyhow::Result<Started> {
+    let spec = crate::target::driver(config.target).node_spec(&config.node_params())?;
+    let request = StartRequest {
+        backend: config.backend,
+        spec: &spec,
+        nodes: config.nodes,
+        nodes_dir: dir.nodes(),
+    };
+    Ok(crate::backend::start(&request, log).await?)
+}
+
+/// A start's progress on the live line, and its log lines in `faultline.log`.
+struct StartProgress<'a> {
+    dir: &'a RunDir,
+    progress: &'a LiveProgress,
+}
+
+impl StartLog for StartProgress<'_> {
+    fn phase(&self, phase: &str) {
+        self.progress.phase(phase);
+    }
+
+    fn detail(&self, detail: &str) {
+        self.progress.detail(detail);
+    }
+
+    fn println(&self, line: &str) {
+        self.progress.println(line);
+    }
+
+    fn log(&self, line: &str) {
+        self.dir.log(line);
+    }
 }
 
 /// Runs one test on a cluster that is already up (any backend; tests use an in-process

@@ -1,14 +1,16 @@
 //! Consul as a target, through its HTTP API (`ConsulClient`). No Consul binary can be
-//! installed on this machine, so faultline cannot start Consul nodes: the target is only
-//! usable against a running cluster (`--endpoints`).
+//! installed from the package registries faultline builds node images from, so faultline
+//! cannot start Consul nodes: the target is only usable against a running cluster
+//! (`--endpoints`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use faultline_workloads::{ConsulClient, ConsulOptions};
+use async_trait::async_trait;
+use faultline_workloads::{Client, Completion, ConsulClient, ConsulOptions, Request};
 
-use super::{fencing, TargetClient, TargetDriver, TargetError};
-use crate::docker::NodeProgram;
-use crate::run::config::TestConfig;
+use super::{NodeParams, TargetClient, TargetDriver, TargetError, TargetOptions};
+use crate::backend::NodeSpec;
 
 pub struct Consul;
 
@@ -17,24 +19,43 @@ impl TargetDriver for Consul {
         "consul"
     }
 
-    fn node_program(&self, _config: &TestConfig) -> Result<NodeProgram, TargetError> {
+    fn node_spec(&self, _params: &NodeParams<'_>) -> Result<NodeSpec, TargetError> {
         Err(TargetError::NotInstallable {
             target: "consul",
-            reason: "the node image has no Consul binary (none can be installed here); \
+            reason: "the node image has no Consul binary (Debian's packages have none); \
                      test a running cluster with --endpoints",
         })
     }
 
-    fn client(&self, addrs: &[String], config: &TestConfig) -> Result<TargetClient, TargetError> {
-        let options = ConsulOptions {
-            stale_reads: config.target_options.serializable,
-            fencing: fencing(&config.target_options),
-        };
-        ConsulClient::new(addrs, options)
-            .map(|c| TargetClient::Consul(Arc::new(c)))
-            .map_err(|e| TargetError::Client {
-                target: "consul",
-                reason: e.to_string(),
-            })
+    fn client(
+        &self,
+        addrs: &[String],
+        options: &TargetOptions,
+    ) -> Result<Arc<dyn TargetClient>, TargetError> {
+        let client = ConsulClient::new(
+            addrs,
+            ConsulOptions {
+                stale_reads: options.serializable,
+                fencing: options.fencing(),
+            },
+        )
+        .map_err(|e| TargetError::Client {
+            target: "consul",
+            reason: e.to_string(),
+        })?;
+        Ok(Arc::new(client))
+    }
+}
+
+/// Consul's status API is not asked for a commit index; faults that use one fall back to
+/// timing.
+#[async_trait]
+impl TargetClient for ConsulClient {
+    async fn call(&self, process: u64, request: &Request, timeout: Duration) -> Completion {
+        Client::call(self, process, request, timeout).await
+    }
+
+    async fn leader(&self) -> Option<usize> {
+        ConsulClient::leader(self).await
     }
 }

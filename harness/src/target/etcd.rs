@@ -1,73 +1,24 @@
-//! etcd as a target: Debian's `etcd-server` (3.4) from the node base image, one member
-//! per node on the private network (clients on 2379, peers on 2380), spoken to through
-//! its v3 JSON gateway by `EtcdClient`. On the local backend, the `etcd` on the PATH runs
-//! as child processes instead ([`find_local_binary`], `LocalProgram::etcd`).
+//! etcd as a target: Debian's `etcd-server` (3.4), from the node base image on Docker and
+//! from the PATH locally; one member per node (clients on 2379, peers on 2380 where a node
+//! has an address of its own), spoken to through its v3 JSON gateway by `EtcdClient`.
 //!
 //! etcd is a Go program: it reads the clock through the vDSO, not libc, so libfaketime
 //! cannot skew it and clock faults are refused.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use faultline_nemeses::FaultKind;
-use faultline_workloads::{EtcdClient, EtcdOptions};
+use faultline_workloads::{Client, Completion, EtcdClient, EtcdOptions, Request};
 
-use super::{fencing, TargetClient, TargetDriver, TargetError};
-use crate::docker::NodeProgram;
-use crate::run::config::TestConfig;
+use super::{NodeParams, TargetClient, TargetDriver, TargetError, TargetOptions};
+use crate::backend::{NodeSpec, Peering, Program, Readiness, Refusal};
 
 /// etcd's client port.
 pub const ETCD_CLIENT_PORT: u16 = 2379;
 /// etcd's peer port.
 pub const ETCD_PEER_PORT: u16 = 2380;
-
-/// The node command. The backend renders `{peers}` as `1=ip:port,2=ip:port,...` (client
-/// port); etcd wants `n1=http://ip:2380,...`, so a shell line rewrites it and then
-/// `exec`s etcd (which stays pid 1, so kill and pause reach it directly). A restarted
-/// member finds its data directory and ignores the initial-cluster flags.
-pub fn program() -> NodeProgram {
-    let script = format!(
-        "set -e; ic=$(echo '{{peers}}' | tr ',' '\\n' \
-         | sed -E 's|^([0-9]+)=([^:]+):[0-9]+$|n\\1=http://\\2:{ETCD_PEER_PORT}|' \
-         | paste -sd, -); \
-         exec etcd --name n{{id}} --data-dir {{data_dir}}/etcd \
-         --listen-client-urls http://0.0.0.0:{{port}} \
-         --advertise-client-urls http://{{ip}}:{{port}} \
-         --listen-peer-urls http://0.0.0.0:{ETCD_PEER_PORT} \
-         --initial-advertise-peer-urls http://{{ip}}:{ETCD_PEER_PORT} \
-         --initial-cluster \"$ic\" --initial-cluster-state new \
-         --initial-cluster-token faultline"
-    );
-    let mut p = NodeProgram::raftkv(ETCD_CLIENT_PORT, None);
-    p.args = vec!["sh".into(), "-c".into(), script];
-    p.faketime = false;
-    p
-}
-
-/// The executable named `etcd` on `path` (a PATH value), if any.
-pub fn find_on_path(path: &std::ffi::OsStr) -> Option<PathBuf> {
-    std::env::split_paths(path)
-        .map(|dir| dir.join("etcd"))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// The `etcd` binary the local backend runs: the first on the PATH. The error says what
-/// is missing and how to install it.
-pub fn find_local_binary() -> Result<PathBuf, String> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    find_on_path(&path).ok_or_else(|| {
-        format!(
-            "--backend local --target etcd runs the etcd binary on the PATH, and there is \
-             none (PATH={}); install it (Debian or Ubuntu: apt-get install etcd-server) or \
-             use --backend docker",
-            path.to_string_lossy()
-        )
-    })
-}
 
 pub struct Etcd;
 
@@ -76,47 +27,135 @@ impl TargetDriver for Etcd {
         "etcd"
     }
 
-    fn node_program(&self, _config: &TestConfig) -> Result<NodeProgram, TargetError> {
-        Ok(program())
-    }
-
-    fn client(&self, addrs: &[String], config: &TestConfig) -> Result<TargetClient, TargetError> {
-        let options = EtcdOptions {
-            serializable: config.target_options.serializable,
-            fencing: fencing(&config.target_options),
-        };
-        EtcdClient::new(addrs, options)
-            .map(TargetClient::Etcd)
-            .map_err(|e| TargetError::Client {
-                target: "etcd",
-                reason: e.to_string(),
-            })
-    }
-
-    fn refuses(&self, kind: FaultKind) -> Option<String> {
-        (kind == FaultKind::Clock).then(|| {
-            "etcd is a Go program and reads the clock through the vDSO, not libc, so \
-             libfaketime cannot skew it (Unsupported)"
-                .to_string()
+    /// Member `{name}`, its data directly in the node's data folder. A restarted member
+    /// finds its data and ignores the initial-cluster flags.
+    fn node_spec(&self, _params: &NodeParams<'_>) -> Result<NodeSpec, TargetError> {
+        let args = [
+            "--name",
+            "{name}",
+            "--data-dir",
+            "{data_dir}",
+            "--listen-client-urls",
+            "http://{listen}",
+            "--advertise-client-urls",
+            "http://{host}:{port}",
+            "--listen-peer-urls",
+            "http://{peer_listen}",
+            "--initial-advertise-peer-urls",
+            "http://{peer_advertise}",
+            "--initial-cluster",
+            "{peers}",
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            "faultline",
+        ];
+        Ok(NodeSpec {
+            target: self.name().to_string(),
+            program: Program::Installed {
+                name: "etcd".into(),
+                install: "Debian or Ubuntu: apt-get install etcd-server".into(),
+            },
+            args: args.iter().map(ToString::to_string).collect(),
+            env: Vec::new(),
+            client_port: ETCD_CLIENT_PORT,
+            peering: Peering::Shared {
+                peer_port: ETCD_PEER_PORT,
+            },
+            peer_entry: "{name}=http://{addr}".into(),
+            readiness: Readiness::ClientPort,
+            log_files: Vec::new(),
+            // etcd's WAL checks each record's CRC and refuses to start on a mismatch; the
+            // harness does not corrupt it (a disk fault's power cut still applies).
+            wal: None,
+            refused: vec![Refusal {
+                kind: FaultKind::Clock,
+                reason: "etcd is a Go program and reads the clock through the vDSO, not \
+                         libc, so libfaketime cannot skew it"
+                    .into(),
+            }],
         })
+    }
+
+    fn client(
+        &self,
+        addrs: &[String],
+        options: &TargetOptions,
+    ) -> Result<Arc<dyn TargetClient>, TargetError> {
+        let client = EtcdClient::new(
+            addrs,
+            EtcdOptions {
+                serializable: options.serializable,
+                fencing: options.fencing(),
+            },
+        )
+        .map_err(|e| TargetError::Client {
+            target: "etcd",
+            reason: e.to_string(),
+        })?;
+        Ok(Arc::new(client))
+    }
+}
+
+#[async_trait]
+impl TargetClient for EtcdClient {
+    async fn call(&self, process: u64, request: &Request, timeout: Duration) -> Completion {
+        Client::call(self, process, request, timeout).await
+    }
+
+    async fn leader(&self) -> Option<usize> {
+        EtcdClient::leader(self).await
+    }
+
+    async fn commit_index(&self, node: usize) -> Option<u64> {
+        EtcdClient::commit_index(self, node).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::NodeValues;
+    use faultline_nemeses::NodeId;
 
     #[test]
-    fn etcd_is_found_only_where_an_executable_is() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = tempfile::tempdir().unwrap();
-        let etcd = dir.path().join("etcd");
-        std::fs::write(&etcd, "#!/bin/sh\n").unwrap();
-        let path = std::env::join_paths([empty.path(), dir.path()]).unwrap();
-        // Not executable yet: not an etcd to run.
-        assert_eq!(find_on_path(&path), None);
-        std::fs::set_permissions(&etcd, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(find_on_path(&path), Some(etcd));
-        assert_eq!(find_on_path(empty.path().as_os_str()), None);
+    fn members_share_one_peer_list_and_refuse_clock_faults() {
+        let params = NodeParams {
+            nemesis: &[],
+            op_timeout_ms: 2_000,
+            bugs: &[],
+            bundled_binary: None,
+        };
+        let spec = Etcd.node_spec(&params).unwrap();
+        spec.check().unwrap();
+        assert!(!spec.clock_faults());
+        let values = NodeValues {
+            id: NodeId(2),
+            name: "n2".into(),
+            host: "127.0.0.12".into(),
+            port: 4000,
+            listen: "127.0.0.12:4000".into(),
+            data_dir: "/r/n2/data".into(),
+            peers: vec![
+                (NodeId(1), "n1".into(), "127.0.0.11:5001".into()),
+                (NodeId(2), "n2".into(), "127.0.0.12:5002".into()),
+            ],
+            peer_listen: "127.0.0.12:4001".into(),
+            peer_advertise: "127.0.0.12:5002".into(),
+        };
+        let line = spec.render_args(&values).join(" ");
+        for part in [
+            "--name n2",
+            "--data-dir /r/n2/data",
+            "--listen-client-urls http://127.0.0.12:4000",
+            "--advertise-client-urls http://127.0.0.12:4000",
+            "--listen-peer-urls http://127.0.0.12:4001",
+            "--initial-advertise-peer-urls http://127.0.0.12:5002",
+            "--initial-cluster n1=http://127.0.0.11:5001,n2=http://127.0.0.12:5002",
+            "--initial-cluster-token faultline",
+        ] {
+            assert!(line.contains(part), "{part} missing: {line}");
+        }
+        assert!(!line.contains('{'), "a placeholder was left: {line}");
     }
 }

@@ -1,30 +1,45 @@
-//! Targets: the systems faultline can test, behind one small trait. A [`TargetDriver`]
-//! says how a node of the target runs in the node image (its command line; the image
-//! holds raftkv and Debian's `etcd-server`), which client speaks its API (each client in
-//! `faultline-workloads` maps the workloads' requests onto that API), and which faults
-//! cannot be applied to it. Every target here logs to stdout/stderr, which the backend
-//! copies into the run's `nodes/<node>/server.log`.
+//! Targets: the systems faultline can test. One file per target holds everything the harness
+//! knows about it: how one node runs (a backend-neutral [`NodeSpec`]: program, arguments,
+//! ports, readiness, the faults it refuses and why, its target-specific flags), and which
+//! client speaks its API (each client in `faultline-workloads` maps the workloads' requests
+//! onto that API). Adding a target is one file here, a [`Target`] variant, and its client.
 //!
-//! [`external`] runs the workloads against a cluster faultline did not start
-//! (`--endpoints`), where no fault that needs control of a node can be injected.
+//! Every target here logs to stdout/stderr, which the backend copies into the run's
+//! `nodes/<node>/server.log`.
 
 pub mod consul;
 pub mod etcd;
-pub mod external;
 pub mod raftkv;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use faultline_nemeses::{FaultKind, LeaderProbe, NodeId};
-use faultline_workloads::{
-    Client, Completion, ConsulClient, EtcdClient, Fencing, RaftKvClient, Request,
-};
+use faultline_workloads::{Client, Completion, Fencing, Request};
 use serde::{Deserialize, Serialize};
 
-use crate::docker::NodeProgram;
-use crate::run::config::{Target, TestConfig};
+use crate::backend::NodeSpec;
+
+/// The system under test.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The bundled Raft KV server.
+    #[default]
+    Raftkv,
+    /// etcd 3.4 (Debian's etcd-server in the node image), through its v3 JSON gateway.
+    Etcd,
+    /// Consul's KV store and sessions over HTTP; only with --endpoints (no binary here).
+    Consul,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        driver(self).name()
+    }
+}
 
 /// Target settings beyond the common ones; part of the run's `config.json`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +55,30 @@ pub struct TargetOptions {
     /// Lock-workload writes as plain puts instead of writes the store checks against the
     /// lock (etcd: a txn on the lock key's create revision; Consul: `check-session`).
     pub unfenced_writes: bool,
+}
+
+impl TargetOptions {
+    /// The lock-write mode the options ask for.
+    pub fn fencing(&self) -> Fencing {
+        if self.unfenced_writes {
+            Fencing::None
+        } else {
+            Fencing::Checked
+        }
+    }
+}
+
+/// What a run tells a driver about itself, for the node's command line.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeParams<'a> {
+    /// The fault kinds the run injects (some need the target started differently).
+    pub nemesis: &'a [FaultKind],
+    /// How long a client waits for an answer.
+    pub op_timeout_ms: u64,
+    /// Planted bugs to switch on (`--bug`).
+    pub bugs: &'a [String],
+    /// The bundled program's binary, when given (`--raftkv PATH`).
+    pub bundled_binary: Option<&'a Path>,
 }
 
 /// Why a target cannot be used as configured.
@@ -61,18 +100,15 @@ pub enum TargetError {
 pub trait TargetDriver: Sync {
     fn name(&self) -> &'static str;
 
-    /// The command each node runs, with the backend's placeholders (`{id}`, `{ip}`,
-    /// `{peers}`, ...); the program itself must be in the node image.
-    fn node_program(&self, config: &TestConfig) -> Result<NodeProgram, TargetError>;
+    /// How one node runs, on any backend.
+    fn node_spec(&self, params: &NodeParams<'_>) -> Result<NodeSpec, TargetError>;
 
     /// The client for `addrs` (one client address per node, in node order).
-    fn client(&self, addrs: &[String], config: &TestConfig) -> Result<TargetClient, TargetError>;
-
-    /// Why `kind` cannot be injected into this target, if it cannot.
-    fn refuses(&self, kind: FaultKind) -> Option<String> {
-        let _ = kind;
-        None
-    }
+    fn client(
+        &self,
+        addrs: &[String],
+        options: &TargetOptions,
+    ) -> Result<Arc<dyn TargetClient>, TargetError>;
 }
 
 /// The driver of `target`.
@@ -84,12 +120,31 @@ pub fn driver(target: Target) -> &'static dyn TargetDriver {
     }
 }
 
-/// Checks the target-specific parts of a configuration: faults the target cannot take,
-/// and faults an external cluster cannot take. The message says what to change.
-pub fn validate(config: &TestConfig) -> Result<(), String> {
-    let d = driver(config.target);
-    for &kind in &config.nemesis {
-        if let Some(why) = d.refuses(kind) {
+/// Checks the target-specific parts of a run: faults the target cannot take, and faults a
+/// cluster faultline did not start cannot take. The message says what to change.
+pub fn validate(
+    target: Target,
+    options: &TargetOptions,
+    params: &NodeParams<'_>,
+) -> Result<(), String> {
+    let d = driver(target);
+    if !options.endpoints.is_empty() {
+        if let Some(kind) = params.nemesis.first() {
+            return Err(format!(
+                "--endpoints tests a cluster faultline did not start, so it cannot {} its \
+                 nodes; use --nemesis none (only the workload runs)",
+                kind.verb()
+            ));
+        }
+        if options.endpoints.len() > 64 {
+            return Err("at most 64 --endpoints".into());
+        }
+        return Ok(());
+    }
+    let spec = d.node_spec(params).map_err(|e| e.to_string())?;
+    spec.check().map_err(|e| e.to_string())?;
+    for &kind in params.nemesis {
+        if let Some(why) = spec.refuses(kind) {
             return Err(format!(
                 "the {} nemesis cannot be used with --target {}: {why}",
                 kind.name(),
@@ -97,64 +152,39 @@ pub fn validate(config: &TestConfig) -> Result<(), String> {
             ));
         }
     }
-    if config.target_options.endpoints.is_empty() {
-        d.node_program(config).map_err(|e| e.to_string())?;
-    } else {
-        if let Some(kind) = config.nemesis.first() {
-            return Err(format!(
-                "--endpoints tests a cluster faultline did not start, so it cannot {} its \
-                 nodes; use --nemesis none (only the workload runs)",
-                external::verb(*kind)
-            ));
-        }
-        if config.target_options.endpoints.len() > 64 {
-            return Err("at most 64 --endpoints".into());
-        }
-    }
     Ok(())
 }
 
-/// The lock-write mode the options ask for.
-pub fn fencing(options: &TargetOptions) -> Fencing {
-    if options.unfenced_writes {
-        Fencing::None
-    } else {
-        Fencing::Checked
-    }
-}
+/// A target's client as a run uses it: the workload's operations, and what the nemesis
+/// asks about leadership. Object-safe, so a run holds any target's client alike.
+#[async_trait]
+pub trait TargetClient: Send + Sync + 'static {
+    /// One operation, as [`Client::call`].
+    async fn call(&self, process: u64, request: &Request, timeout: Duration) -> Completion;
 
-/// A client of any target (enum dispatch: [`Client`] is not object-safe).
-#[derive(Clone, Debug)]
-pub enum TargetClient {
-    Raftkv(RaftKvClient),
-    Etcd(EtcdClient),
-    Consul(Arc<ConsulClient>),
-}
-
-impl TargetClient {
     /// The index of the node that is the leader now, if one is known.
-    pub async fn leader(&self) -> Option<usize> {
-        match self {
-            TargetClient::Raftkv(c) => c.leader().await,
-            TargetClient::Etcd(c) => c.leader().await,
-            TargetClient::Consul(c) => c.leader().await,
-        }
+    async fn leader(&self) -> Option<usize>;
+
+    /// Node `node`'s commit index, where the target tells it (figure8 cuts on it).
+    async fn commit_index(&self, node: usize) -> Option<u64> {
+        let _ = node;
+        None
     }
 }
 
-impl Client for TargetClient {
+/// Any target's client as the workload runner's [`Client`].
+#[derive(Clone)]
+pub struct AnyClient(pub Arc<dyn TargetClient>);
+
+impl Client for AnyClient {
     async fn call(&self, process: u64, request: &Request, timeout: Duration) -> Completion {
-        match self {
-            TargetClient::Raftkv(c) => c.call(process, request, timeout).await,
-            TargetClient::Etcd(c) => c.call(process, request, timeout).await,
-            TargetClient::Consul(c) => c.call(process, request, timeout).await,
-        }
+        self.0.call(process, request, timeout).await
     }
 }
 
 /// The leader as the target's client finds it, for the nemesis.
 pub struct TargetLeader {
-    pub client: TargetClient,
+    pub client: Arc<dyn TargetClient>,
     /// `ids[i]` is the node behind the client's i-th address.
     pub ids: Vec<NodeId>,
 }
@@ -168,12 +198,7 @@ impl LeaderProbe for TargetLeader {
 
     async fn commit_index(&self, node: NodeId) -> Option<u64> {
         let i = self.ids.iter().position(|id| *id == node)?;
-        match &self.client {
-            TargetClient::Raftkv(c) => c.commit_index(i).await,
-            TargetClient::Etcd(c) => c.commit_index(i).await,
-            // Consul's status API is not asked; the faults that use this fall back to timing.
-            TargetClient::Consul(_) => None,
-        }
+        self.client.commit_index(i).await
     }
 }
 
@@ -181,52 +206,44 @@ impl LeaderProbe for TargetLeader {
 mod tests {
     use super::*;
 
-    fn config(target: Target, nemesis: Vec<FaultKind>, endpoints: &[&str]) -> TestConfig {
-        TestConfig {
-            target,
+    fn check(target: Target, nemesis: &[FaultKind], endpoints: &[&str]) -> Result<(), String> {
+        let options = TargetOptions {
+            endpoints: endpoints.iter().map(ToString::to_string).collect(),
+            ..TargetOptions::default()
+        };
+        let params = NodeParams {
             nemesis,
-            target_options: TargetOptions {
-                endpoints: endpoints.iter().map(ToString::to_string).collect(),
-                ..TargetOptions::default()
-            },
-            ..TestConfig::default()
-        }
+            op_timeout_ms: 2_000,
+            bugs: &[],
+            bundled_binary: None,
+        };
+        validate(target, &options, &params)
     }
 
     #[test]
     fn etcd_refuses_clock_faults_and_says_why() {
-        let err = validate(&config(Target::Etcd, vec![FaultKind::Clock], &[])).unwrap_err();
+        let err = check(Target::Etcd, &[FaultKind::Clock], &[]).unwrap_err();
         assert!(err.contains("clock") && err.contains("vDSO"), "{err}");
-        assert!(validate(&config(
-            Target::Etcd,
-            vec![FaultKind::Partition, FaultKind::Kill, FaultKind::Pause],
-            &[]
-        ))
-        .is_ok());
-        assert!(validate(&config(Target::Raftkv, vec![FaultKind::Clock], &[])).is_ok());
+        use FaultKind::*;
+        assert!(check(Target::Etcd, &[Partition, Kill, Pause], &[]).is_ok());
+        assert!(check(Target::Raftkv, &[Clock], &[]).is_ok());
     }
 
     #[test]
     fn external_clusters_take_no_node_faults() {
         let e = ["http://127.0.0.1:2379"];
-        let err = validate(&config(Target::Etcd, vec![FaultKind::Kill], &e)).unwrap_err();
+        let err = check(Target::Etcd, &[FaultKind::Kill], &e).unwrap_err();
         assert!(
             err.contains("--endpoints") && err.contains("--nemesis none"),
             "{err}"
         );
-        assert!(validate(&config(Target::Etcd, vec![], &e)).is_ok());
-        assert!(validate(&config(Target::Consul, vec![], &e)).is_ok());
+        assert!(check(Target::Etcd, &[], &e).is_ok());
+        assert!(check(Target::Consul, &[], &e).is_ok());
     }
 
     #[test]
-    fn etcd_program_runs_etcd_without_faketime() {
-        let p = driver(Target::Etcd)
-            .node_program(&TestConfig::default())
-            .unwrap();
-        assert!(!p.faketime);
-        assert!(p.args.join(" ").contains("exec etcd"), "{:?}", p.args);
-        assert!(driver(Target::Consul)
-            .node_program(&TestConfig::default())
-            .is_err());
+    fn consul_cannot_start_nodes() {
+        let err = check(Target::Consul, &[], &[]).unwrap_err();
+        assert!(err.contains("--endpoints"), "{err}");
     }
 }

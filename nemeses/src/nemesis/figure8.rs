@@ -40,13 +40,15 @@ use std::time::Duration;
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{ActiveFault, Nemesis};
-use crate::cluster::{Cluster, ClusterError, NodeId};
+use super::Nemesis;
+use crate::active::ActiveFault;
+use crate::cluster::{Cluster, ClusterError};
+use crate::fault::{Figure8Roles, Figure8Stage};
 use crate::grudge::Grudge;
 use crate::netem::{NetemSpec, PacketFault};
+use crate::node::NodeId;
 
 /// Nodes the scenario needs: a majority of three that can be formed three ways.
 pub const FIGURE8_NODES: usize = 5;
@@ -68,42 +70,6 @@ pub const COMMIT_LIMIT: Duration = Duration::from_secs(1);
 pub const STEP_LIMIT: Duration = Duration::from_secs(5);
 /// How often the leader probe is asked while waiting.
 const POLL: Duration = Duration::from_millis(5);
-
-/// Who plays which part.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Figure8Roles {
-    pub old: NodeId,
-    pub partner: NodeId,
-    pub voter: NodeId,
-    pub follower: NodeId,
-    pub usurper: NodeId,
-}
-
-/// How far the scenario got.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Figure8Stage {
-    /// Step 1's partition is in place; `usurper` was not elected in time.
-    Split,
-    /// `usurper` was elected and cut off; `old` was not elected again in time.
-    UsurperElected,
-    /// `old` was elected again and cut off after a drawn time (step 3 done, not knowing
-    /// whether it committed anything).
-    OldReelected,
-    /// `old` was elected again and cut off as soon as its commit index moved.
-    OldCommitted,
-}
-
-impl Figure8Stage {
-    pub fn name(self) -> &'static str {
-        match self {
-            Figure8Stage::Split => "split",
-            Figure8Stage::UsurperElected => "usurper-elected",
-            Figure8Stage::OldReelected => "old-reelected",
-            Figure8Stage::OldCommitted => "old-committed",
-        }
-    }
-}
 
 impl Figure8Roles {
     /// Step 1: only `usurper` can win the majority side.
@@ -143,7 +109,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
     ) -> Result<ActiveFault, ClusterError> {
         let unsupported = |reason: String| ClusterError::Unsupported {
             op: "figure8",
-            backend: "this",
+            backend: "this cluster",
             reason,
         };
         if nodes.len() != FIGURE8_NODES {
@@ -278,9 +244,10 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::cluster::Node;
-    use crate::nemesis::{FaultKind, LeaderProbe};
+    use crate::fault::FaultKind;
     use crate::netem::PacketCaps;
+    use crate::node::Node;
+    use crate::probe::LeaderProbe;
 
     /// Five nodes that record every call. Its "election" is scripted: after a partition,
     /// the leader is the one node that reaches every other node of the largest side (what
@@ -298,7 +265,7 @@ mod tests {
     impl Scripted {
         fn new(n: u32, caps: PacketCaps, commit_moves_after: Option<u64>) -> Arc<Scripted> {
             Arc::new(Scripted {
-                nodes: crate::cluster::test_nodes(n),
+                nodes: crate::node::test_nodes(n),
                 caps,
                 calls: Mutex::new(Vec::new()),
                 leader: Mutex::new(Some(NodeId(2))),

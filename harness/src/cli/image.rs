@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::docker::{DockerApi, DEFAULT_CALL_TIMEOUT_MS};
-use crate::image::{ensure_base_image, ensure_node_image, locate_raftkv_binary, ImageProgress};
+use crate::backend::build::BuildProgress;
+use crate::backend::bundled;
+use crate::backend::docker::image::{ensure_base_image, ensure_node_image};
+use crate::backend::docker::{DockerApi, DEFAULT_CALL_TIMEOUT_MS};
 
 /// Flags of `faultline image build`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -59,14 +61,14 @@ pub async fn image_build(args: ImageBuildArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
-    let report = |p: ImageProgress| match p {
-        ImageProgress::Step(step) => {
+    let report = |p: BuildProgress| match p {
+        BuildProgress::Step(step) => {
             bar.println(format!("==> {step}"));
             bar.set_prefix(step);
         }
-        ImageProgress::Line(line) => bar.set_message(line),
-        ImageProgress::Cached(tag) => bar.println(format!("cached: {tag}")),
-        ImageProgress::Built { tag, elapsed_ms } => bar.println(format!(
+        BuildProgress::Line(line) => bar.set_message(line),
+        BuildProgress::Cached(tag) => bar.println(format!("cached: {tag}")),
+        BuildProgress::Built { tag, elapsed_ms } => bar.println(format!(
             "built: {tag} in {:.1} s",
             elapsed_ms as f64 / 1000.0
         )),
@@ -74,9 +76,9 @@ pub async fn image_build(args: ImageBuildArgs) -> anyhow::Result<()> {
     let image = if args.base_only {
         ensure_base_image(&api, &report).await
     } else {
-        match locate_raftkv_binary(args.raftkv.as_deref(), &report).await {
-            Ok(binary) => ensure_node_image(&api, &binary, &report).await,
-            Err(e) => Err(e),
+        match bundled::locate("raftkv", args.raftkv.as_deref(), &report).await {
+            Ok(binary) => ensure_node_image(&api, "raftkv", &binary, &report).await,
+            Err(e) => Err(e.into()),
         }
     };
     bar.finish_and_clear();

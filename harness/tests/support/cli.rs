@@ -1,31 +1,11 @@
-//! Helpers shared by the tests that run the `faultline` binary against Docker
-//! (`docker_e2e.rs`, `docker_etcd.rs`, `docker_matrix.rs`): skipping with a printed reason
-//! when Docker or the raftkv binary is out of reach, running the binary within a time
-//! limit, and reading what a run wrote.
-
-// Each test binary uses its own subset of these.
-#![allow(dead_code)]
+//! Running the `faultline` binary within a time limit, reading what a run wrote, and
+//! describing a run for assertion messages; Chromium for the report's browser tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use faultline::docker::DockerApi;
-use faultline::image::default_raftkv_binary;
-
-/// The raftkv binary (the node image holds it), or None after printing why the test is
-/// skipped: Docker is unreachable, or raftkv was not built.
-pub async fn docker_and_raftkv_or_skip() -> Option<PathBuf> {
-    if let Err(e) = DockerApi::connect(10_000).await {
-        eprintln!("skipping: Docker is unreachable: {e}");
-        return None;
-    }
-    let binary = default_raftkv_binary();
-    if binary.is_none() {
-        eprintln!("skipping: no raftkv binary beside the test binary (cargo build -p raftkv)");
-    }
-    binary
-}
+use super::prereq;
 
 /// Runs `faultline` with `args` to completion, killing it past `limit`.
 pub async fn run_faultline(args: &[String], limit: Duration) -> Output {
@@ -60,4 +40,22 @@ pub fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         lines[lines.len().saturating_sub(40)..].join("\n")
     )
+}
+
+/// The raftkv binary, when Docker is reachable too (the node image holds it).
+pub async fn docker_and_raftkv() -> Option<PathBuf> {
+    super::docker::docker().await?;
+    super::raftkv_binary()
+}
+
+/// The `chromium` on the PATH, when it starts.
+pub fn chromium() -> Option<PathBuf> {
+    let works = std::process::Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let found = works
+        .then(|| PathBuf::from("chromium"))
+        .ok_or("chromium is not installed (apt-get install chromium)");
+    prereq::check(prereq::CHROMIUM, found)
 }

@@ -1,46 +1,49 @@
-//! Helpers shared by the local-backend tests (`local_backend.rs`, `local_etcd.rs`): a time
-//! bound per test, a cluster of a program (3 nodes unless told), how a `faultline test` child ended, and
-//! the node processes a run left behind.
+//! Local clusters for tests: a node description's cluster in a temporary folder, the
+//! programs it needs (etcd on the PATH, libfaketime) as prerequisites, how a `faultline test`
+//! child ended, and the node processes a run left behind.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline::local::{LocalCluster, LocalClusterConfig, LocalProgram};
+use faultline::backend::local::{LocalCluster, LocalClusterConfig};
+use faultline::backend::NodeSpec;
 
-/// Runs `test`, failing it past `limit`.
-pub async fn bounded<F: std::future::Future<Output = ()>>(limit: Duration, test: F) {
-    tokio::time::timeout(limit, test)
-        .await
-        .expect("test exceeded its time limit");
-}
+use super::prereq;
 
-/// Three nodes of `program` in a temporary folder (dropping the folder's guard removes
-/// it), each accepting connections.
-pub async fn start_cluster(
-    program: LocalProgram,
-    clock_faults: bool,
-) -> (Arc<LocalCluster>, tempfile::TempDir) {
-    start_cluster_of(3, program, clock_faults).await
-}
-
-/// `nodes` nodes of `program`, as [`start_cluster`].
-pub async fn start_cluster_of(
+/// `nodes` nodes of `spec` running `program` in a temporary folder (dropping the folder's
+/// guard removes it), each accepting connections.
+pub async fn cluster(
     nodes: u32,
-    program: LocalProgram,
-    clock_faults: bool,
+    spec: NodeSpec,
+    program: &Path,
 ) -> (Arc<LocalCluster>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = LocalClusterConfig {
         nodes,
-        program,
+        spec,
+        program: program.to_path_buf(),
         root: dir.path().join("nodes"),
-        clock_faults,
     };
     let cluster = LocalCluster::create(&config).await.expect("cluster starts");
     cluster.wait_listening(20_000).await.expect("nodes listen");
     (Arc::new(cluster), dir)
+}
+
+/// The `etcd` on the PATH.
+pub fn etcd_binary() -> Option<PathBuf> {
+    prereq::check(
+        prereq::ETCD,
+        faultline::backend::installed::find("etcd", "apt-get install etcd-server"),
+    )
+}
+
+/// libfaketime, for clock faults.
+pub fn faketime() -> Option<PathBuf> {
+    let found = faultline::backend::local::faketime::find_libfaketime()
+        .map_err(|why| format!("clock faults need libfaketime ({why})"));
+    prereq::check(prereq::FAKETIME, found)
 }
 
 /// How one `faultline test` child ended, and what it wrote.

@@ -1,12 +1,13 @@
-//! `DockerCluster`: N nodes of a program (raftkv by default) on a private Docker network, and
-//! the `Cluster` trait on top of it.
+//! `DockerCluster`: N nodes of a target (rendered from its [`NodeSpec`]) on a private Docker
+//! network, and the `Cluster` trait on top of it.
 //!
 //! Each node is two containers. `fl-<run>-nK-net` holds the node's network namespace: it
 //! owns the fixed IP, has NET_ADMIN, and runs only `sleep`. `fl-<run>-nK` runs the server
 //! inside that namespace (`network_mode: container:...`). Splitting them means iptables rules
 //! are applied through the holder and so work while the server is paused or killed, and they
 //! survive a server restart exactly as a real host's firewall survives a process crash. The
-//! server's data directory is a per-node volume, so a restarted node finds its data. Packet
+//! server's data directory is a folder on a per-node volume, so a restarted node finds its
+//! data. Packet
 //! faults live in the same namespace, for the same reasons: tc qdiscs on the node's
 //! interface (netem when the kernel has `sch_netem`, else htb for rate limits) and, without
 //! netem, iptables random-loss rules in a chain of their own (see `packet.rs`). Which
@@ -22,15 +23,16 @@ use bollard::models::{
     Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, KillContainerOptions, ListNetworksOptions, LogsOptions,
-    StartContainerOptions, StopContainerOptionsBuilder,
+    CreateContainerOptions, DownloadFromContainerOptions, KillContainerOptions,
+    ListNetworksOptions, LogsOptions, StartContainerOptions, StopContainerOptionsBuilder,
 };
 use faultline_nemeses::{
-    faketime_spec, Cluster, ClusterError, Grudge, Node, NodeId, PacketCaps, PacketFault,
+    faketime_spec, Cluster, ClusterError, FaultKind, Grudge, Node, NodeId, PacketCaps, PacketFault,
 };
 use futures_util::future::try_join_all;
 use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::io::Read;
 use tokio::io::AsyncWriteExt;
 
 use super::api::DockerApi;
@@ -39,9 +41,13 @@ use super::error::{to_cluster_error, DockerError};
 use super::guard::{TeardownGuard, TeardownHandle};
 use super::packet::{Qdiscs, CLEAR_SCRIPT, PROBE_SCRIPT, QDISC_MISSING};
 use super::subnet::{host_routes, parse_cidr, Subnet, MAX_NODES};
+use crate::backend::spec::{NodeSpec, NodeValues, Peering, WalFiles};
 
 /// Where each node's data volume is mounted inside the server container.
 pub const DATA_DIR: &str = "/data";
+/// The node's data folder (`{data_dir}`), on the volume; the harness's own files (the
+/// libfaketime timestamp) sit beside it, out of the program's way.
+pub const NODE_DATA_DIR: &str = "/data/node";
 /// The iptables chain faultline owns in each node; INPUT jumps to it. Flushing only this
 /// chain heals without touching anything else in the namespace.
 const CHAIN: &str = "FAULTLINE";
@@ -57,70 +63,16 @@ const FAKETIME_FILE: &str = "/data/.faultline-faketime";
 /// How long a graceful stop waits after SIGTERM before Docker sends SIGKILL.
 const STOP_GRACE_S: i32 = 5;
 
-/// The command each node runs. `args` may contain placeholders filled per node: `{id}` (raft
-/// id, 1-based), `{name}` (`n1`), `{ip}`, `{port}`, `{peers}` (`1=ip:port,2=ip:port,...`),
-/// `{data_dir}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeProgram {
-    pub args: Vec<String>,
-    /// TCP port clients connect to on each node's IP.
-    pub port: u16,
-    /// The program reads the wall clock through glibc, so libfaketime can skew it (clock
-    /// faults). False for Go programs such as etcd, which call the vDSO directly.
-    pub faketime: bool,
-}
-
-impl NodeProgram {
-    /// The bundled raftkv server, optionally with a planted bug.
-    pub fn raftkv(port: u16, bug: Option<&str>) -> Self {
-        let mut args: Vec<String> = [
-            "raftkv",
-            "--id",
-            "{id}",
-            "--peers",
-            "{peers}",
-            "--data-dir",
-            "{data_dir}",
-            "--listen",
-            "0.0.0.0:{port}",
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-        if let Some(bug) = bug {
-            args.extend(["--bug".to_string(), bug.to_string()]);
-        }
-        Self {
-            args,
-            port,
-            faketime: true,
-        }
-    }
-
-    fn render(&self, node: &Member, peers: &str) -> Vec<String> {
-        self.args
-            .iter()
-            .map(|a| {
-                a.replace("{id}", &node.id.0.to_string())
-                    .replace("{name}", &node.name)
-                    .replace("{ip}", &node.ip.to_string())
-                    .replace("{port}", &self.port.to_string())
-                    .replace("{peers}", peers)
-                    .replace("{data_dir}", DATA_DIR)
-            })
-            .collect()
-    }
-}
-
-/// Everything that describes a Docker cluster; serialisable parts go into the run config.
+/// Everything that describes a Docker cluster.
 #[derive(Debug, Clone)]
 pub struct DockerClusterConfig {
     /// Short id naming every object of the run: `[a-z0-9-]`, at most 40 characters.
     pub run_id: String,
-    /// Node image, e.g. `faultline-node:<hash>` from `image::ensure_node_image`.
+    /// Node image, e.g. `faultline-node:<hash>` from `image::ensure_node_image`; it holds
+    /// the spec's program.
     pub image: String,
     pub nodes: u32,
-    pub program: NodeProgram,
+    pub spec: NodeSpec,
 }
 
 /// One node's Docker-side identity.
@@ -145,8 +97,13 @@ pub struct DockerCluster {
     nodes: Vec<Node>,
     /// The grudge in force, so a caller can ask what is applied.
     grudge: Mutex<Grudge>,
-    /// Whether clock faults can be applied (the program is started under libfaketime).
-    faketime: bool,
+    /// Why the target's clock cannot be skewed, when it cannot (otherwise the program is
+    /// started under libfaketime).
+    clock_refused: Option<String>,
+    /// The target's write-ahead log, for disk corruption.
+    wal: Option<WalFiles>,
+    /// Log files in the data folder, copied with the output.
+    log_files: Vec<String>,
     /// The host kernel's packet schedulers, probed on the first packet fault.
     qdiscs: tokio::sync::OnceCell<Qdiscs>,
     guard: TeardownGuard,
@@ -186,6 +143,30 @@ fn parse_process_age_ms(output: &str) -> Option<u64> {
 
 const PROCESS_AGE_SCRIPT: &str = "cat /proc/uptime; getconf CLK_TCK; cat /proc/1/stat";
 
+/// Node `m`'s values for the spec's placeholders. Every node has an address of its own on
+/// the run's network, so peers are reached directly: on the client port, or on the spec's
+/// peer port for targets whose peers listen apart.
+fn node_values(spec: &NodeSpec, m: &Member, members: &[Member]) -> NodeValues {
+    let peer_port = match spec.peering {
+        Peering::PerLink => spec.client_port,
+        Peering::Shared { peer_port } => peer_port,
+    };
+    NodeValues {
+        id: m.id,
+        name: m.name.clone(),
+        host: m.ip.to_string(),
+        port: spec.client_port,
+        listen: format!("0.0.0.0:{}", spec.client_port),
+        data_dir: NODE_DATA_DIR.to_string(),
+        peers: members
+            .iter()
+            .map(|p| (p.id, p.name.clone(), format!("{}:{peer_port}", p.ip)))
+            .collect(),
+        peer_listen: format!("0.0.0.0:{peer_port}"),
+        peer_advertise: format!("{}:{peer_port}", m.ip),
+    }
+}
+
 /// Validates a run id: it becomes part of container names and DNS-ish labels.
 pub fn validate_run_id(run_id: &str) -> Result<(), DockerError> {
     let ok = !run_id.is_empty()
@@ -222,6 +203,10 @@ impl DockerCluster {
                 config.nodes
             )));
         }
+        config
+            .spec
+            .check()
+            .map_err(|e| DockerError::InvalidConfig(e.to_string()))?;
         api.call(
             "inspect image",
             &config.image,
@@ -248,17 +233,13 @@ impl DockerCluster {
                 }
             })
             .collect();
-        let peers = members
-            .iter()
-            .map(|m| format!("{}={}:{}", m.id.0, m.ip, config.program.port))
-            .collect::<Vec<_>>()
-            .join(",");
+        let spec = &config.spec;
         let nodes = members
             .iter()
             .map(|m| Node {
                 id: m.id,
                 name: m.name.clone(),
-                client_addr: format!("{}:{}", m.ip, config.program.port),
+                client_addr: format!("{}:{}", m.ip, spec.client_port),
             })
             .collect();
 
@@ -270,13 +251,25 @@ impl DockerCluster {
             members,
             nodes,
             grudge: Mutex::new(Grudge::new()),
-            faketime: config.program.faketime,
+            clock_refused: spec.refuses(FaultKind::Clock).map(str::to_string),
+            wal: spec.wal.clone(),
+            log_files: spec.log_files.clone(),
             qdiscs: tokio::sync::OnceCell::new(),
             guard,
         };
         let started = try_join_all(cluster.members.iter().map(|m| {
-            let command = config.program.render(m, &peers);
-            cluster.create_member(m, &config.image, command, &owner)
+            let values = node_values(spec, m, &cluster.members);
+            let mut command = vec![spec.program.name().to_string()];
+            command.extend(spec.render_args(&values));
+            let mut env: Vec<String> = spec
+                .render_env(&values)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if cluster.clock_refused.is_none() {
+                env.extend(faketime_env());
+            }
+            cluster.create_member(m, &config.image, command, env, &owner)
         }))
         .await;
         if let Err(e) = started {
@@ -293,6 +286,7 @@ impl DockerCluster {
         m: &Member,
         image: &str,
         command: Vec<String>,
+        env: Vec<String>,
         owner: &Owner,
     ) -> Result<(), DockerError> {
         let docker = self.api.docker();
@@ -363,7 +357,7 @@ impl DockerCluster {
         let server = ContainerCreateBody {
             image: Some(image.to_string()),
             cmd: Some(command),
-            env: self.faketime.then(faketime_env),
+            env: Some(env),
             labels: Some(server_labels),
             host_config: Some(HostConfig {
                 network_mode: Some(format!("container:{}", m.net_container)),
@@ -512,6 +506,47 @@ impl DockerCluster {
                 self.api.docker().unpause_container(&m.container),
             )
             .await
+    }
+
+    /// Copies `name` (relative to the data folder) out of the node's volume, through the
+    /// holder container, into `dir`, at most [`LOG_COPY_LIMIT_BYTES`] of it.
+    async fn copy_log_file(&self, m: &Member, name: &str, dir: &Path) -> Result<(), ClusterError> {
+        let err = |e: DockerError| to_cluster_error("logs", &m.name, e);
+        let path = format!("{NODE_DATA_DIR}/{name}");
+        let fetch = async {
+            let mut stream = self.api.docker().download_from_container(
+                &m.net_container,
+                Some(DownloadFromContainerOptions { path: path.clone() }),
+            );
+            // The archive's header and padding come on top of the file itself.
+            let mut tar_bytes = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                if tar_bytes.len() as u64 + chunk.len() as u64 > LOG_COPY_LIMIT_BYTES + 4096 {
+                    break;
+                }
+                tar_bytes.extend_from_slice(&chunk);
+            }
+            Ok::<_, bollard::errors::Error>(tar_bytes)
+        };
+        let tar_bytes = self.api.call("copy log", &path, fetch).await.map_err(err)?;
+        let to = dir.join(name.rsplit('/').next().unwrap_or(name));
+        let extract = || -> std::io::Result<()> {
+            let mut archive = tar::Archive::new(&tar_bytes[..]);
+            let mut entry = archive
+                .entries()?
+                .next()
+                .ok_or_else(|| std::io::Error::other("empty archive"))??;
+            let mut out = std::fs::File::create(&to)?;
+            std::io::copy(&mut (&mut entry).take(LOG_COPY_LIMIT_BYTES), &mut out)?;
+            Ok(())
+        };
+        extract().map_err(|source| {
+            err(DockerError::Io {
+                context: format!("{path} -> {}", to.display()),
+                source,
+            })
+        })
     }
 
     /// Whether the server container runs; a frozen one is thawed first, because Docker
@@ -707,7 +742,7 @@ impl Cluster for DockerCluster {
         let qdiscs = self.qdiscs(m).await?;
         let unsupported = |reason: String| ClusterError::Unsupported {
             op: "netem",
-            backend: "docker",
+            backend: "the Docker backend",
             reason,
         };
         // The script clears the previous fault first, so a second netem needs no clear.
@@ -817,14 +852,11 @@ impl Cluster for DockerCluster {
     /// A rate needs the server process's age, because libfaketime measures rates from the
     /// process's start; a stopped server starts afresh, so its age counts as zero.
     async fn clock(&self, node: NodeId, offset_ms: i64, rate: f64) -> Result<(), ClusterError> {
-        if !self.faketime {
+        if let Some(why) = &self.clock_refused {
             return Err(ClusterError::Unsupported {
                 op: "clock",
-                backend: "docker",
-                reason: "this target reads the clock without libc (a Go program calls the \
-                         vDSO directly), so libfaketime cannot skew it; refusing rather \
-                         than pretending"
-                    .into(),
+                backend: "the Docker backend",
+                reason: format!("{why}; refusing rather than pretending"),
             });
         }
         let m = self.member(node)?;
@@ -880,8 +912,8 @@ impl Cluster for DockerCluster {
         }
     }
 
-    /// Flips one of the last 16 bytes of the newest `wal/wal-*.log` on the node's volume,
-    /// through the holder container (the server is down).
+    /// Flips one of the last 16 bytes of the newest segment of the target's write-ahead log
+    /// on the node's volume, through the holder container (the server is down).
     async fn corrupt_log_tail(&self, node: NodeId) -> Result<String, ClusterError> {
         let m = self.member(node)?;
         let err = |e| to_cluster_error("corrupt log tail", &m.name, e);
@@ -893,8 +925,17 @@ impl Cluster for DockerCluster {
                 source: "the server is running; kill it first".into(),
             });
         }
+        let Some(wal) = &self.wal else {
+            return Err(ClusterError::Backend {
+                op: "corrupt log tail",
+                target: m.name.clone(),
+                source: "the target names no write-ahead log the harness may corrupt".into(),
+            });
+        };
+        // The names are checked to be plain path characters (`NodeSpec::check`).
+        let files = format!("{NODE_DATA_DIR}/{}/{}*{}", wal.dir, wal.prefix, wal.suffix);
         let script = format!(
-            "set -e; f=$(ls {DATA_DIR}/wal/wal-*.log 2>/dev/null | tail -n 1); \
+            "set -e; f=$(ls {files} 2>/dev/null | tail -n 1); \
              [ -n \"$f\" ] || {{ echo 'no WAL segment'; exit 1; }}; \
              size=$(stat -c %s \"$f\"); [ \"$size\" -gt 16 ] || {{ echo \"$f has $size bytes\"; exit 1; }}; \
              r=$(od -An -N1 -tu1 /dev/urandom | tr -d ' '); off=$((size - 1 - r % 16)); \
@@ -963,7 +1004,11 @@ impl Cluster for DockerCluster {
             .map_err(|e| to_cluster_error("logs", &m.name, e))?;
         file.flush()
             .await
-            .map_err(io_err(format!("write {}", path.display())))
+            .map_err(io_err(format!("write {}", path.display())))?;
+        for name in &self.log_files {
+            self.copy_log_file(m, name, dir).await?;
+        }
+        Ok(())
     }
 }
 
@@ -986,31 +1031,57 @@ mod tests {
     }
 
     #[test]
-    fn raftkv_command_is_rendered_per_node() {
-        let program = NodeProgram::raftkv(8080, Some("stale-read"));
-        let m = Member {
-            id: NodeId(2),
-            name: "n2".into(),
-            ip: Ipv4Addr::new(10, 213, 1, 12),
-            container: "c".into(),
-            net_container: "c-net".into(),
-            volume: "v".into(),
+    fn nodes_reach_their_peers_directly_on_the_right_port() {
+        use crate::backend::spec::{Program, Readiness};
+        let members: Vec<Member> = (1..=2)
+            .map(|i| Member {
+                id: NodeId(i),
+                name: format!("n{i}"),
+                ip: Ipv4Addr::new(10, 213, 1, 10 + i as u8),
+                container: "c".into(),
+                net_container: "c-net".into(),
+                volume: "v".into(),
+            })
+            .collect();
+        let mut spec = NodeSpec {
+            target: "t".into(),
+            program: Program::Installed {
+                name: "t".into(),
+                install: String::new(),
+            },
+            args: vec!["{peers}".into(), "{listen}".into(), "{data_dir}".into()],
+            env: Vec::new(),
+            client_port: 8080,
+            peering: Peering::PerLink,
+            peer_entry: "{id}={addr}".into(),
+            readiness: Readiness::ClientPort,
+            log_files: Vec::new(),
+            wal: None,
+            refused: Vec::new(),
         };
-        let cmd = program.render(&m, "1=10.213.1.11:8080,2=10.213.1.12:8080");
+        let v = node_values(&spec, &members[1], &members);
         assert_eq!(
-            cmd,
+            spec.render_args(&v),
             [
-                "raftkv",
-                "--id",
-                "2",
-                "--peers",
                 "1=10.213.1.11:8080,2=10.213.1.12:8080",
-                "--data-dir",
-                "/data",
-                "--listen",
                 "0.0.0.0:8080",
-                "--bug",
-                "stale-read"
+                "/data/node"
+            ]
+        );
+        spec.peering = Peering::Shared { peer_port: 2380 };
+        spec.args = vec![
+            "{peers}".into(),
+            "{peer_listen}".into(),
+            "{peer_advertise}".into(),
+        ];
+        spec.peer_entry = "{name}=http://{addr}".into();
+        let v = node_values(&spec, &members[0], &members);
+        assert_eq!(
+            spec.render_args(&v),
+            [
+                "n1=http://10.213.1.11:2380,n2=http://10.213.1.12:2380",
+                "0.0.0.0:2380",
+                "10.213.1.11:2380"
             ]
         );
     }

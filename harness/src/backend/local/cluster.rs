@@ -1,12 +1,12 @@
-//! `LocalCluster`: N nodes of a program (raftkv by default) as child processes of the
-//! harness on loopback, and the `Cluster` trait on top of them. No Docker, no root.
+//! `LocalCluster`: N nodes of a target (rendered from its [`NodeSpec`]) as child processes
+//! of the harness on loopback, and the `Cluster` trait on top of them. No Docker, no root.
 //!
 //! Node `nK` listens for clients on `127.0.0.(10+K):<free port>` and keeps its data in
 //! `<root>/nK/data`, its output in `<root>/nK/server.log` (`<root>` is the run's `nodes/`
 //! folder, so logs need no copying). Clients connect to nodes directly. Peer traffic goes
 //! through one [`LinkProxy`] per directed pair, so partitions and packet faults are the
 //! proxies' state (see `proxy.rs` for how a cut matches iptables `DROP`). How a node's
-//! connections reach the right link depends on the program's [`Peering`]:
+//! connections reach the right link depends on the spec's [`Peering`]:
 //!
 //! - [`Peering::PerLink`] (raftkv): node A is started with, as B's address, the proxy of
 //!   the link A -> B.
@@ -27,13 +27,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use faultline_nemeses::clock::faketime_spec;
-use faultline_nemeses::{Cluster, ClusterError, Grudge, Node, NodeId, PacketCaps, PacketFault};
+use faultline_nemeses::{
+    Cluster, ClusterError, FaultKind, Grudge, Node, NodeId, PacketCaps, PacketFault,
+};
+use tokio::io::AsyncReadExt;
 
 use super::attribute::MemberPids;
 use super::destination::{DestinationProxy, Routes};
 use super::faketime;
 use super::process::{Launch, NodeProcess, ProcessError};
 use super::proxy::{DirectionFault, LinkFault, LinkProxy};
+use crate::backend::spec::{NodeSpec, NodeValues, Peering, WalFiles};
 
 /// Most nodes one cluster may have: the last octet `10 + K` must stay a valid address.
 pub const MAX_NODES: u32 = 200;
@@ -42,6 +46,8 @@ pub const MAX_NODES: u32 = 200;
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Node `nK` gets the address `127.0.0.(IP_BASE + K)`.
 const IP_BASE: u32 = 10;
+/// Upper bound on one copied log file, so a runaway logger cannot fill the results disk.
+const LOG_COPY_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
 /// What the proxies can do to a stream (see `proxy.rs`): delay, loss (as a retransmission
 /// delay) and rate, per link; not duplication or reordering, which TCP undoes.
 pub const PACKET_CAPS: PacketCaps = PacketCaps {
@@ -53,162 +59,15 @@ pub const PACKET_CAPS: PacketCaps = PacketCaps {
     per_link: true,
 };
 
-/// How a program's nodes find each other, which decides how their peer connections are
-/// routed through the link proxies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Peering {
-    /// Each node gets its own peer list (`{peers}`), naming for every other node the proxy
-    /// of its link to it. Peers dial the node's client address (`{listen}`). raftkv.
-    PerLink,
-    /// Every node gets the same peer list (`{initial_cluster}`): one advertised peer
-    /// address per node (`{peer_advertise}`, its destination proxy), which attributes each
-    /// connection to its sender and relays it into that link's proxy. The node's own peer
-    /// listener is on `{peer_listen}`. etcd.
-    Shared,
-}
-
-/// Placeholders only [`Peering::PerLink`] fills.
-const PER_LINK_ONLY: [&str; 1] = ["{peers}"];
-/// Placeholders only [`Peering::Shared`] fills.
-const SHARED_ONLY: [&str; 3] = ["{peer_listen}", "{peer_advertise}", "{initial_cluster}"];
-
-/// The program each node runs. `args` may contain placeholders filled per node: `{id}`
-/// (1-based), `{name}`, `{ip}`, `{port}`, `{listen}` (`ip:port`, the client address),
-/// `{data_dir}`, and, by [`Peering`]:
-/// - `PerLink`: `{peers}` (`1=addr,2=addr,...`, this node's own address and the proxies
-///   for the others);
-/// - `Shared`: `{peer_listen}` (`ip:port` the node's peer listener binds),
-///   `{peer_advertise}` (`ip:port` of its destination proxy, where the others reach it)
-///   and `{initial_cluster}` (`n1=http://<advertised peer of n1>,n2=...`, the same for
-///   every node).
-///
-/// A placeholder of the other peering is refused when the cluster is created.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LocalProgram {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    pub peering: Peering,
-}
-
-/// What one node's arguments are filled with.
-struct Rendering<'a> {
-    id: NodeId,
-    name: &'a str,
-    addr: SocketAddr,
-    data_dir: &'a Path,
-    /// `{peers}` (per-link peering) or `{initial_cluster}` (shared).
-    peers: &'a str,
-    peer_listen: SocketAddr,
-    peer_advertise: SocketAddr,
-}
-
-impl LocalProgram {
-    /// The bundled raftkv server, optionally with planted bugs (`stale-read,...`).
-    pub fn raftkv(binary: &Path, bugs: &[String]) -> LocalProgram {
-        let mut args: Vec<String> = [
-            "--id",
-            "{id}",
-            "--peers",
-            "{peers}",
-            "--data-dir",
-            "{data_dir}",
-            "--listen",
-            "{listen}",
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-        if !bugs.is_empty() {
-            args.extend(["--bug".to_string(), bugs.join(",")]);
-        }
-        LocalProgram {
-            program: binary.to_path_buf(),
-            args,
-            peering: Peering::PerLink,
-        }
-    }
-
-    /// etcd (3.4+) at `binary`: member `{name}`, clients on the node's address, its data
-    /// directly in the node's data folder, and peers through destination proxies. A
-    /// restarted member finds its data and ignores the initial-cluster flags.
-    pub fn etcd(binary: &Path) -> LocalProgram {
-        let args = [
-            "--name",
-            "{name}",
-            "--data-dir",
-            "{data_dir}",
-            "--listen-client-urls",
-            "http://{listen}",
-            "--advertise-client-urls",
-            "http://{listen}",
-            "--listen-peer-urls",
-            "http://{peer_listen}",
-            "--initial-advertise-peer-urls",
-            "http://{peer_advertise}",
-            "--initial-cluster",
-            "{initial_cluster}",
-            "--initial-cluster-state",
-            "new",
-            "--initial-cluster-token",
-            "faultline",
-        ];
-        LocalProgram {
-            program: binary.to_path_buf(),
-            args: args.iter().map(ToString::to_string).collect(),
-            peering: Peering::Shared,
-        }
-    }
-
-    /// Refuses placeholders the program's peering does not fill: left in, they would
-    /// reach the program literally.
-    fn check_placeholders(&self) -> Result<(), LocalError> {
-        let foreign: &[&str] = match self.peering {
-            Peering::PerLink => &SHARED_ONLY,
-            Peering::Shared => &PER_LINK_ONLY,
-        };
-        for p in foreign {
-            if self.args.iter().any(|a| a.contains(p)) {
-                return Err(LocalError::InvalidConfig(format!(
-                    "{p} is not filled for a program with {:?} peering",
-                    self.peering
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    fn render(&self, r: &Rendering<'_>) -> Vec<String> {
-        let (peers, initial_cluster) = match self.peering {
-            Peering::PerLink => (r.peers, ""),
-            Peering::Shared => ("", r.peers),
-        };
-        self.args
-            .iter()
-            .map(|a| {
-                a.replace("{id}", &r.id.0.to_string())
-                    .replace("{name}", r.name)
-                    .replace("{ip}", &r.addr.ip().to_string())
-                    .replace("{port}", &r.addr.port().to_string())
-                    .replace("{listen}", &r.addr.to_string())
-                    .replace("{peers}", peers)
-                    .replace("{peer_listen}", &r.peer_listen.to_string())
-                    .replace("{peer_advertise}", &r.peer_advertise.to_string())
-                    .replace("{initial_cluster}", initial_cluster)
-                    .replace("{data_dir}", &r.data_dir.display().to_string())
-            })
-            .collect()
-    }
-}
-
 /// Everything that describes a local cluster.
 #[derive(Clone, Debug)]
 pub struct LocalClusterConfig {
     pub nodes: u32,
-    pub program: LocalProgram,
+    pub spec: NodeSpec,
+    /// The spec's program, resolved to a file (`crate::backend::start` finds it).
+    pub program: PathBuf,
     /// Per-node folders go here (`<root>/n1/data`, `<root>/n1/server.log`).
     pub root: PathBuf,
-    /// Preload libfaketime so `clock` works (when it is installed).
-    pub clock_faults: bool,
 }
 
 /// Why a local cluster could not start.
@@ -274,6 +133,10 @@ pub struct LocalCluster {
     faults: Mutex<NetworkFaults>,
     /// Why `clock` cannot work, when it cannot.
     clock_unsupported: Option<String>,
+    /// The target's write-ahead log, for disk corruption.
+    wal: Option<WalFiles>,
+    /// Log files in the data folders, copied with the output.
+    log_files: Vec<String>,
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
@@ -311,18 +174,21 @@ impl LocalCluster {
                 config.nodes
             )));
         }
-        if !config.program.program.is_file() {
+        if !config.program.is_file() {
             return Err(LocalError::InvalidConfig(format!(
                 "no program at {}",
-                config.program.program.display()
+                config.program.display()
             )));
         }
-        config.program.check_placeholders()?;
-        let shared = config.program.peering == Peering::Shared;
-        let faketime_lib = if config.clock_faults {
-            faketime::find_libfaketime()
-        } else {
-            Err("the cluster was started without clock faults".into())
+        let spec = &config.spec;
+        spec.check()
+            .map_err(|e| LocalError::InvalidConfig(e.to_string()))?;
+        let shared = matches!(spec.peering, Peering::Shared { .. });
+        // Only where the target's clock can be skewed: preloading libfaketime into a
+        // program that reads the clock without libc would do nothing but pretend.
+        let faketime_lib = match spec.refuses(FaultKind::Clock) {
+            None => faketime::find_libfaketime(),
+            Some(why) => Err(why.to_string()),
         };
         // Absolute, because the paths go to processes whose working directory is their
         // node folder: a relative `--data-dir` or timestamp file would land (or be looked
@@ -400,39 +266,28 @@ impl LocalCluster {
                 destinations.insert(to.id, dest);
             }
         }
-        let initial_cluster = planned
-            .iter()
-            .filter_map(|p| {
-                let dest = destinations.get(&p.id)?;
-                Some(format!("{}=http://{}", p.name, dest.listen_addr()))
-            })
-            .collect::<Vec<_>>()
-            .join(",");
         let mut members = Vec::new();
-        for p in planned {
+        for p in &planned {
             let peer_advertise = destinations.get(&p.id).map(DestinationProxy::listen_addr);
-            let peers = if shared {
-                initial_cluster.clone()
-            } else {
-                links_peers(p.id, p.addr, &links)
-            };
-            let args = config.program.render(&Rendering {
+            let values = NodeValues {
                 id: p.id,
-                name: &p.name,
-                addr: p.addr,
-                data_dir: &p.data_dir,
-                peers: &peers,
-                peer_listen: p.peer_listen,
-                peer_advertise: peer_advertise.unwrap_or(p.addr),
-            });
+                name: p.name.clone(),
+                host: p.addr.ip().to_string(),
+                port: p.addr.port(),
+                listen: p.addr.to_string(),
+                data_dir: p.data_dir.display().to_string(),
+                peers: peer_addrs(p, &planned, &links, &destinations),
+                peer_listen: p.peer_listen.to_string(),
+                peer_advertise: peer_advertise.unwrap_or(p.addr).to_string(),
+            };
             let log = p.dir.join("server.log");
-            let mut env = vec![("RUST_LOG".to_string(), "info".to_string())];
+            let mut env = spec.render_env(&values);
             if let Ok(lib) = &faketime_lib {
                 env.extend(faketime::env(lib, &p.faketime_file));
             }
             let launch = Launch {
-                program: config.program.program.clone(),
-                args,
+                program: config.program.clone(),
+                args: spec.render_args(&values),
                 env,
                 log: log.clone(),
                 cwd: p.dir.clone(),
@@ -441,14 +296,14 @@ impl LocalCluster {
             pids.set(p.id, process.pid());
             members.push(Member {
                 id: p.id,
-                name: p.name,
+                name: p.name.clone(),
                 addr: p.addr,
                 peer_listen: p.peer_listen,
                 peer_advertise,
-                dir: p.dir,
-                data_dir: p.data_dir,
+                dir: p.dir.clone(),
+                data_dir: p.data_dir.clone(),
                 log,
-                faketime_file: p.faketime_file,
+                faketime_file: p.faketime_file.clone(),
                 clock: Mutex::new((0, 1.0)),
                 process: tokio::sync::Mutex::new(process),
             });
@@ -469,6 +324,8 @@ impl LocalCluster {
             pids,
             faults: Mutex::new(NetworkFaults::default()),
             clock_unsupported: faketime_lib.err(),
+            wal: spec.wal.clone(),
+            log_files: spec.log_files.clone(),
         })
     }
 
@@ -595,22 +452,22 @@ impl LocalCluster {
     }
 }
 
-/// Flips byte `size - 1 - pick % 16` of the newest WAL segment in `wal_dir` (names sort
-/// by sequence number) and says what changed.
+/// Flips byte `size - 1 - pick % 16` of the newest segment of `wal` in `data_dir` (names
+/// sort oldest first) and says what changed.
 fn corrupt_wal_tail(
-    wal_dir: &Path,
+    data_dir: &Path,
+    wal: &WalFiles,
     pick: u8,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     use std::io::{Read, Seek, SeekFrom, Write};
-    // etcd keeps its WAL elsewhere (`member/wal/*.wal`): a disk fault on it fails here,
-    // naming the folder, as the Docker backend's does.
-    let mut segments: Vec<PathBuf> = std::fs::read_dir(wal_dir)
-        .map_err(|e| format!("no raftkv WAL at {}: {e}", wal_dir.display()))?
+    let wal_dir = data_dir.join(&wal.dir);
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&wal_dir)
+        .map_err(|e| format!("no write-ahead log at {}: {e}", wal_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("wal-") && n.ends_with(".log"))
+                .is_some_and(|n| n.starts_with(&wal.prefix) && n.ends_with(&wal.suffix))
         })
         .collect();
     segments.sort();
@@ -654,18 +511,28 @@ fn packet_spec(
 }
 
 /// `--peers` for node `id`: itself at its own address, every other node at its proxy.
-fn links_peers(
-    id: NodeId,
-    own: SocketAddr,
+/// Where node `p` reaches each node (itself included), for `{peers}`: with per-link
+/// peering, the proxy of its link to each other node (itself at its own address); with
+/// shared peering, every node's destination proxy, the same list for everyone.
+fn peer_addrs(
+    p: &Planned,
+    planned: &[Planned],
     links: &BTreeMap<(NodeId, NodeId), LinkProxy>,
-) -> String {
-    let mut peers = vec![format!("{}={own}", id.0)];
-    for ((from, to), proxy) in links {
-        if *from == id {
-            peers.push(format!("{}={}", to.0, proxy.listen_addr()));
-        }
-    }
-    peers.join(",")
+    destinations: &BTreeMap<NodeId, DestinationProxy>,
+) -> Vec<(NodeId, String, String)> {
+    planned
+        .iter()
+        .map(|q| {
+            let addr = match destinations.get(&q.id) {
+                Some(dest) => dest.listen_addr(),
+                None if q.id == p.id => p.addr,
+                None => links
+                    .get(&(p.id, q.id))
+                    .map_or(q.addr, LinkProxy::listen_addr),
+            };
+            (q.id, q.name.clone(), addr.to_string())
+        })
+        .collect()
 }
 
 fn process_err<'a>(
@@ -723,7 +590,7 @@ impl Cluster for LocalCluster {
         if !missing.is_empty() {
             return Err(ClusterError::Unsupported {
                 op: "netem",
-                backend: "local",
+                backend: "the local backend",
                 reason: format!(
                     "{} cannot be applied to the TCP streams the proxies carry: the \
                      receiving TCP puts duplicated and reordered packets back in order",
@@ -805,8 +672,8 @@ impl Cluster for LocalCluster {
         stopped
     }
 
-    /// Flips one of the last 16 bytes of the newest `wal/wal-*.log` in the node's data
-    /// directory. The node must be down.
+    /// Flips one of the last 16 bytes of the newest segment of the target's write-ahead log
+    /// in the node's data folder. The node must be down.
     async fn corrupt_log_tail(&self, node: NodeId) -> Result<String, ClusterError> {
         let m = self.member(node)?;
         let process = m.process.lock().await;
@@ -818,7 +685,12 @@ impl Cluster for LocalCluster {
         if process.pid().is_some() {
             return Err(err("the server is running; kill it first".into()));
         }
-        corrupt_wal_tail(&m.data_dir.join("wal"), rand::random::<u8>()).map_err(err)
+        let Some(wal) = &self.wal else {
+            return Err(err(
+                "the target names no write-ahead log the harness may corrupt".into(),
+            ));
+        };
+        corrupt_wal_tail(&m.data_dir, wal, rand::random::<u8>()).map_err(err)
     }
 
     async fn clock(&self, node: NodeId, offset_ms: i64, rate: f64) -> Result<(), ClusterError> {
@@ -826,7 +698,7 @@ impl Cluster for LocalCluster {
         if let Some(reason) = &self.clock_unsupported {
             return Err(ClusterError::Unsupported {
                 op: "clock",
-                backend: "local",
+                backend: "the local backend",
                 reason: reason.clone(),
             });
         }
@@ -863,6 +735,18 @@ impl Cluster for LocalCluster {
                 .await
                 .map_err(err)?;
         }
+        for name in &self.log_files {
+            let from = m.data_dir.join(name);
+            let to = dir.join(name.rsplit('/').next().unwrap_or(name));
+            let copy = async {
+                let mut src = tokio::fs::File::open(&from)
+                    .await?
+                    .take(LOG_COPY_LIMIT_BYTES);
+                let mut dst = tokio::fs::File::create(&to).await?;
+                tokio::io::copy(&mut src, &mut dst).await
+            };
+            copy.await.map_err(err)?;
+        }
         Ok(())
     }
 }
@@ -872,57 +756,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shared_peering_fills_its_placeholders_and_refuses_the_other_kind() {
-        let etcd = LocalProgram::etcd(Path::new("/usr/bin/etcd"));
-        let args = etcd.render(&Rendering {
-            id: NodeId(2),
-            name: "n2",
-            addr: "127.0.0.12:4000".parse().unwrap(),
-            data_dir: Path::new("/r/n2/data"),
-            peers: "n1=http://127.0.0.11:5001,n2=http://127.0.0.12:5002",
-            peer_listen: "127.0.0.12:4001".parse().unwrap(),
-            peer_advertise: "127.0.0.12:5002".parse().unwrap(),
-        });
-        let line = args.join(" ");
-        for part in [
-            "--name n2",
-            "--data-dir /r/n2/data",
-            "--listen-client-urls http://127.0.0.12:4000",
-            "--listen-peer-urls http://127.0.0.12:4001",
-            "--initial-advertise-peer-urls http://127.0.0.12:5002",
-            "--initial-cluster n1=http://127.0.0.11:5001,n2=http://127.0.0.12:5002",
-            "--initial-cluster-token faultline",
-        ] {
-            assert!(line.contains(part), "{part} missing: {line}");
-        }
-        assert!(!line.contains('{'), "a placeholder was left: {line}");
-        assert!(etcd.check_placeholders().is_ok());
-        let mut mixed = etcd.clone();
-        mixed.args.push("{peers}".into());
-        assert!(mixed.check_placeholders().is_err());
-        let mut raftkv = LocalProgram::raftkv(Path::new("/bin/raftkv"), &[]);
-        assert!(raftkv.check_placeholders().is_ok());
-        raftkv.args.push("{initial_cluster}".into());
-        assert!(raftkv.check_placeholders().is_err());
-    }
-
-    #[test]
     fn wal_tail_corruption_flips_one_late_byte_of_the_newest_segment() {
         let dir = tempfile::tempdir().unwrap();
         let old = vec![7u8; 64];
         let new: Vec<u8> = (0..64).collect();
-        std::fs::write(dir.path().join("wal-0000000000000001.log"), &old).unwrap();
-        std::fs::write(dir.path().join("wal-0000000000000002.log"), &new).unwrap();
-        let said = corrupt_wal_tail(dir.path(), 3).unwrap();
+        let wal = WalFiles {
+            dir: "wal".into(),
+            prefix: "wal-".into(),
+            suffix: ".log".into(),
+        };
+        let wal_dir = dir.path().join("wal");
+        std::fs::create_dir(&wal_dir).unwrap();
+        std::fs::write(wal_dir.join("wal-0000000000000001.log"), &old).unwrap();
+        std::fs::write(wal_dir.join("wal-0000000000000002.log"), &new).unwrap();
+        std::fs::write(wal_dir.join("snapshot-0000000000000003.log"), &new).unwrap();
+        let said = corrupt_wal_tail(dir.path(), &wal, 3).unwrap();
         assert_eq!(said, "wal-0000000000000002.log offset 60 of 64: 60 -> 195");
-        let after = std::fs::read(dir.path().join("wal-0000000000000002.log")).unwrap();
+        let after = std::fs::read(wal_dir.join("wal-0000000000000002.log")).unwrap();
         let changed: Vec<usize> = (0..64).filter(|&i| after[i] != new[i]).collect();
         assert_eq!(changed, [60]);
         assert_eq!(
-            std::fs::read(dir.path().join("wal-0000000000000001.log")).unwrap(),
+            std::fs::read(wal_dir.join("wal-0000000000000001.log")).unwrap(),
             old
         );
         let empty = tempfile::tempdir().unwrap();
-        assert!(corrupt_wal_tail(empty.path(), 0).is_err());
+        assert!(corrupt_wal_tail(empty.path(), &wal, 0).is_err());
     }
 }

@@ -8,11 +8,12 @@ pub mod cleanup;
 pub mod cluster;
 pub mod error;
 pub mod guard;
+pub mod image;
 pub mod packet;
 pub mod subnet;
 
 pub use api::{DockerApi, DEFAULT_CALL_TIMEOUT_MS};
 pub use cleanup::{cleanup_stale_runs, teardown_run, Removed};
-pub use cluster::{new_run_id, DockerCluster, DockerClusterConfig, Member, NodeProgram};
+pub use cluster::{new_run_id, DockerCluster, DockerClusterConfig, Member};
 pub use error::DockerError;
 pub use guard::{TeardownGuard, TeardownHandle};

@@ -5,28 +5,9 @@
 //! cluster's operator keeps them.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use async_trait::async_trait;
-use faultline_nemeses::{
-    Cluster, ClusterError, FaultKind, Grudge, Node, NodeId, PacketCaps, PacketFault,
-};
-
-use crate::run::config::TestConfig;
-
-/// What a fault kind would do to a node, for the refusal message.
-pub fn verb(kind: FaultKind) -> &'static str {
-    match kind {
-        FaultKind::Partition => "partition",
-        FaultKind::Kill => "kill",
-        FaultKind::Pause => "pause",
-        FaultKind::Restart => "restart",
-        FaultKind::Netem => "delay or drop packets of",
-        FaultKind::Clock => "skew the clocks of",
-        FaultKind::Disk => "corrupt the disks of",
-        FaultKind::Figure8 => "partition and delay links between",
-    }
-}
+use faultline_nemeses::{Cluster, ClusterError, Grudge, Node, NodeId, PacketCaps, PacketFault};
 
 /// The nodes of an external cluster, from `--endpoints`.
 pub struct ExternalCluster {
@@ -56,16 +37,10 @@ impl ExternalCluster {
     fn refuse(op: &'static str) -> ClusterError {
         ClusterError::Unsupported {
             op,
-            backend: "external",
+            backend: "an external cluster",
             reason: "faultline did not start this cluster and has no control over its nodes".into(),
         }
     }
-}
-
-/// The external cluster `config` names, if it names one.
-pub fn cluster(config: &TestConfig) -> Option<Arc<ExternalCluster>> {
-    let endpoints = &config.target_options.endpoints;
-    (!endpoints.is_empty()).then(|| Arc::new(ExternalCluster::new(endpoints)))
 }
 
 #[async_trait]

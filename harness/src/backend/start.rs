@@ -1,0 +1,262 @@
+//! Starting a cluster of a target's [`NodeSpec`] on the backend a run asks for. `docker`
+//! removes what dead earlier runs left behind, makes sure the image exists (the node image
+//! with a bundled program, the base image for an installed one), creates the cluster and
+//! waits until every node is ready; `local` finds the program and starts it as child
+//! processes; `auto` uses Docker when the daemon answers and local processes otherwise.
+//! The Docker cluster's own guard tears it down if the harness panics; SIGKILL leftovers are
+//! removed by the next run's cleanup here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use faultline_nemeses::Cluster;
+use serde::{Deserialize, Serialize};
+
+use super::build::{BuildError, BuildProgress};
+use super::docker::image::{ensure_base_image, ensure_node_image, ImageError};
+use super::docker::{
+    cleanup_stale_runs, new_run_id, DockerApi, DockerCluster, DockerClusterConfig, DockerError,
+    DEFAULT_CALL_TIMEOUT_MS,
+};
+use super::local::{LocalCluster, LocalClusterConfig, LocalError};
+use super::spec::{NodeSpec, Program, Readiness};
+use super::{bundled, installed};
+
+/// Longest wait for every Docker node to be ready after the containers start.
+const DOCKER_READY_TIMEOUT_MS: u64 = 60_000;
+/// Longest wait for every local node to be ready (they start in well under a second; a
+/// loaded CI machine gets slack).
+const LOCAL_READY_TIMEOUT_MS: u64 = 30_000;
+/// How long `auto` waits for the Docker daemon before choosing local processes.
+const DOCKER_PROBE_TIMEOUT_MS: u64 = 5_000;
+
+/// Where the nodes run (`--backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// Containers on a private Docker network (iptables, tc netem, docker pause).
+    #[default]
+    Docker,
+    /// Child processes on loopback, peer links through in-process proxies; no Docker.
+    Local,
+    /// Docker when the daemon answers, local processes otherwise.
+    Auto,
+}
+
+/// Where a start reports what it is doing: phases and details for a live display, lines
+/// for the terminal, and lines for the run's log file.
+pub trait StartLog: Send + Sync {
+    fn phase(&self, phase: &str);
+    fn detail(&self, detail: &str);
+    fn println(&self, line: &str);
+    fn log(&self, line: &str);
+}
+
+/// What to start.
+pub struct StartRequest<'a> {
+    pub backend: Backend,
+    pub spec: &'a NodeSpec,
+    pub nodes: u32,
+    /// The run's `nodes/` folder: local nodes keep their data and output there.
+    pub nodes_dir: PathBuf,
+}
+
+/// Why a cluster did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "Docker is not reachable ({0}); run without Docker with `--backend local` (the \
+         target as local processes), or `--backend auto` to fall back to it"
+    )]
+    NoDocker(DockerError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    #[error("the nodes did not become ready: {0}")]
+    NotReady(String),
+}
+
+/// A started cluster of either backend: what the run exercises, and how to end it.
+pub enum Started {
+    Docker(Arc<DockerCluster>),
+    Local(Arc<LocalCluster>),
+}
+
+impl Started {
+    pub fn cluster(&self) -> Arc<dyn Cluster> {
+        match self {
+            Started::Docker(c) => c.clone(),
+            Started::Local(c) => c.clone(),
+        }
+    }
+
+    /// Removes the containers, or kills the processes. Idempotent.
+    pub async fn teardown(&self) -> Result<(), String> {
+        match self {
+            Started::Docker(c) => c.teardown().await.map(|_| ()).map_err(|e| e.to_string()),
+            Started::Local(c) => c.teardown().await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Starts the cluster on the requested backend, deciding `auto` first.
+pub async fn start(req: &StartRequest<'_>, log: &dyn StartLog) -> Result<Started, StartError> {
+    let local = match req.backend {
+        Backend::Local => true,
+        Backend::Docker => {
+            DockerApi::connect(DEFAULT_CALL_TIMEOUT_MS)
+                .await
+                .map_err(StartError::NoDocker)?;
+            false
+        }
+        Backend::Auto => match DockerApi::connect(DOCKER_PROBE_TIMEOUT_MS).await {
+            Ok(_) => false,
+            Err(e) => {
+                let line = format!("Docker is not reachable ({e}); using --backend local");
+                log.println(&line);
+                log.log(&line);
+                true
+            }
+        },
+    };
+    if local {
+        log.log("backend: local processes");
+        Ok(Started::Local(start_local(req, log).await?))
+    } else {
+        log.log("backend: docker");
+        Ok(Started::Docker(start_docker(req, log).await?))
+    }
+}
+
+/// Reports build progress on the live display, prefixed by `what`.
+fn build_progress<'a>(log: &'a dyn StartLog, what: &'a str) -> impl Fn(BuildProgress) + 'a {
+    move |p| match p {
+        BuildProgress::Step(step) => log.phase(&format!("{what}{step}")),
+        BuildProgress::Line(line) => log.detail(&format!("{what}{line}")),
+        BuildProgress::Cached(_) => {}
+        BuildProgress::Built { tag, elapsed_ms } => {
+            log.println(&format!(
+                "built {tag} in {:.1} s",
+                elapsed_ms as f64 / 1000.0
+            ));
+        }
+    }
+}
+
+/// The file of a bundled program (built or found), logged.
+async fn bundled_binary(
+    name: &'static str,
+    path: Option<&Path>,
+    log: &dyn StartLog,
+) -> Result<PathBuf, BuildError> {
+    log.phase(&format!("{name} binary"));
+    let progress = build_progress(log, "");
+    let binary = bundled::locate(name, path, &progress).await?;
+    log.log(&format!("{name} binary {}", binary.display()));
+    Ok(binary)
+}
+
+async fn start_docker(
+    req: &StartRequest<'_>,
+    log: &dyn StartLog,
+) -> Result<Arc<DockerCluster>, StartError> {
+    log.phase("connecting to Docker");
+    let api = DockerApi::connect(DEFAULT_CALL_TIMEOUT_MS).await?;
+    match cleanup_stale_runs(&api).await {
+        Ok(removed) if !removed.is_empty() => {
+            log.log(&format!(
+                "removed leftovers of dead runs: {}",
+                removed.join(", ")
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cleaning up earlier runs: {e}"),
+    }
+    let image = match &req.spec.program {
+        Program::Bundled { name, path } => {
+            let binary = bundled_binary(name, path.as_deref(), log).await?;
+            log.phase("node image");
+            let progress = build_progress(log, "image: ");
+            ensure_node_image(&api, name, &binary, &progress).await?
+        }
+        // The base image holds the packages installed programs come from.
+        Program::Installed { .. } => {
+            log.phase("base image");
+            let progress = build_progress(log, "image: ");
+            ensure_base_image(&api, &progress).await?
+        }
+    };
+    log.log(&format!("node image {} ({})", image.tag, image.id));
+    let config = DockerClusterConfig {
+        run_id: new_run_id(),
+        image: image.tag,
+        nodes: req.nodes,
+        spec: req.spec.clone(),
+    };
+    log.phase(&format!("starting {} nodes", req.nodes));
+    let cluster = Arc::new(DockerCluster::create(api, &config).await?);
+    log.log(&format!("cluster run id {}", cluster.run_id()));
+    let ready = match req.spec.readiness {
+        Readiness::ClientPort => cluster.wait_listening(DOCKER_READY_TIMEOUT_MS).await,
+    };
+    if let Err(e) = ready {
+        let _ = cluster.teardown().await;
+        return Err(StartError::NotReady(e.to_string()));
+    }
+    Ok(cluster)
+}
+
+async fn start_local(
+    req: &StartRequest<'_>,
+    log: &dyn StartLog,
+) -> Result<Arc<LocalCluster>, StartError> {
+    let program = match &req.spec.program {
+        Program::Bundled { name, path } => bundled_binary(name, path.as_deref(), log).await?,
+        Program::Installed { name, install } => {
+            log.phase(&format!("{name} binary"));
+            let binary = installed::find(name, install)?;
+            log.log(&format!("{name} binary {}", binary.display()));
+            binary
+        }
+    };
+    let config = LocalClusterConfig {
+        nodes: req.nodes,
+        spec: req.spec.clone(),
+        program,
+        root: req.nodes_dir.clone(),
+    };
+    log.phase(&format!("starting {} local nodes", req.nodes));
+    let cluster = LocalCluster::create(&config).await?;
+    for m in cluster.members() {
+        let peers = match m.peer_advertise {
+            Some(advertised) => format!(
+                "; peers reach it at {advertised} (attributed per sender), its peer \
+                 listener is {}",
+                m.peer_listen
+            ),
+            None => String::new(),
+        };
+        log.log(&format!(
+            "{} listens on {}{peers}; data {}",
+            m.name,
+            m.addr,
+            m.data_dir.display()
+        ));
+    }
+    if let Err(e) = cluster.clock_support() {
+        log.log(&format!("clock faults unavailable: {e}"));
+    }
+    let ready = match req.spec.readiness {
+        Readiness::ClientPort => cluster.wait_listening(LOCAL_READY_TIMEOUT_MS).await,
+    };
+    if let Err(e) = ready {
+        let _ = cluster.teardown().await;
+        return Err(e.into());
+    }
+    Ok(Arc::new(cluster))
+}
