@@ -41,7 +41,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::HistoryError;
 use crate::history::{History, Op, Outcome};
@@ -55,15 +55,15 @@ pub const STALE_TOKEN_ERROR: &str = "stale-token";
 
 /// An op named in a violation: its id in `History::ops`, and the history indexes of its
 /// invoke and completion events.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpRef {
     pub op: usize,
     pub process: u64,
     pub f: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<i64>,
     pub invoke_index: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete_index: Option<u64>,
 }
 
@@ -82,14 +82,14 @@ impl fmt::Display for OpRef {
 }
 
 /// A definite hold: an ok acquire and the ok release that ended it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     pub acquire: OpRef,
     pub release: OpRef,
 }
 
 /// One broken fencing rule, naming the ops that prove it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Violation {
     /// Several ok acquires of `lock` got the same token.
@@ -175,7 +175,7 @@ impl fmt::Display for Violation {
 }
 
 /// The fencing verdict.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FencingReport {
     pub valid: bool,
     /// At most [`MAX_REPORTED`] of each kind.

@@ -4,12 +4,12 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::history::Op;
 
 /// The result of `linear::check`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckResult {
     #[serde(flatten)]
     pub verdict: Verdict,
@@ -17,7 +17,7 @@ pub struct CheckResult {
 }
 
 /// `valid`, `invalid` (with why) or `unknown` (a limit stopped the search; which one).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 // One verdict per check: boxing the counterexample would only make matching on it
 // clumsier for callers.
@@ -32,15 +32,6 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The process exit code the CLI uses: 0 valid, 1 invalid, 2 unknown.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Verdict::Valid => 0,
-            Verdict::Invalid(_) => 1,
-            Verdict::Unknown { .. } => 2,
-        }
-    }
-
     pub fn name(&self) -> &'static str {
         match self {
             Verdict::Valid => "valid",
@@ -74,7 +65,7 @@ impl fmt::Display for Verdict {
 
 /// Why a history is not linearizable: the deepest point the search reached in the
 /// partition at fault (like Porcupine's longest partial linearization).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Counterexample {
     /// The key of the partition at fault; `None` for ops without a key.
     pub key: Option<String>,
@@ -134,7 +125,8 @@ impl fmt::Display for Counterexample {
 }
 
 /// What the search did, for `--json` and the report.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SearchStats {
     /// Number of partitions (distinct keys) checked.
     pub partitions: usize,

@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use faultline::report::junit;
+use faultline::results::{Exercised, Results, RunResults, Verdict, SCHEMA_VERSION};
 use faultline::run::judge::judge;
-use faultline::run::{Exercised, RunOutcome, RunVerdict};
 use faultline_checker::{Event, EventType, Process, Value};
 use faultline_workloads::{CountsSnapshot, Workload};
 use serde_json::json;
@@ -78,14 +78,15 @@ fn lock_events() -> Vec<Event> {
 
 /// A run's outcome for `events` judged as `workload`, with machine-dependent numbers
 /// fixed.
-fn outcome(events: &[Event], workload: Workload) -> RunOutcome {
+fn outcome(events: &[Event], workload: Workload) -> RunResults {
     let dir = tempfile::tempdir().unwrap();
     let path = write_history(dir.path(), events);
     let mut j = judge(&path, workload, Duration::from_secs(30)).unwrap();
     j.linearizable.stats.elapsed_ms = 0;
     j.linearizable.stats.peak_memory_bytes = 0;
     j.linearizable.stats.states_explored = 0;
-    RunOutcome {
+    RunResults {
+        schema_version: SCHEMA_VERSION,
         verdict: j.verdict,
         test: format!("raftkv-{workload}"),
         run_dir: PathBuf::from(format!("results/raftkv-{workload}/20261123T120000")),
@@ -104,6 +105,7 @@ fn outcome(events: &[Event], workload: Workload) -> RunOutcome {
             final_reads_ok: 1,
             final_reads_failed: Vec::new(),
             faults_started: BTreeMap::from([("partition".to_string(), 1)]),
+            faults_skipped: BTreeMap::new(),
             fault_failures: 0,
             heal_errors: Vec::new(),
             restarted_at_heal: Vec::new(),
@@ -119,28 +121,28 @@ fn outcome(events: &[Event], workload: Workload) -> RunOutcome {
 #[test]
 fn results_json_shape_valid_run() {
     let o = outcome(&register_events(false), Workload::Register);
-    assert_eq!(o.verdict, RunVerdict::Valid);
+    assert_eq!(o.verdict, Verdict::Valid);
     insta::assert_json_snapshot!("results_valid", o);
 }
 
 #[test]
 fn results_json_shape_invalid_run() {
     let o = outcome(&register_events(true), Workload::Register);
-    assert_eq!(o.verdict, RunVerdict::Invalid);
+    assert_eq!(o.verdict, Verdict::Invalid);
     insta::assert_json_snapshot!("results_invalid", o);
 }
 
 #[test]
 fn junit_valid_run() {
     let o = outcome(&register_events(false), Workload::Register);
-    let xml = junit::render(&o.test, &serde_json::to_value(&o).unwrap());
+    let xml = junit::render(&o.test, &Results::Run(o.clone()));
     insta::assert_snapshot!("junit_valid", xml);
 }
 
 #[test]
 fn junit_invalid_run() {
     let o = outcome(&register_events(true), Workload::Register);
-    let xml = junit::render(&o.test, &serde_json::to_value(&o).unwrap());
+    let xml = junit::render(&o.test, &Results::Run(o.clone()));
     assert!(xml.contains("<failure type=\"invalid\""), "{xml}");
     insta::assert_snapshot!("junit_invalid", xml);
 }
@@ -148,21 +150,31 @@ fn junit_invalid_run() {
 #[test]
 fn junit_fencing_run() {
     let o = outcome(&lock_events(), Workload::Lock);
-    assert_eq!(o.verdict, RunVerdict::Invalid);
-    let xml = junit::render(&o.test, &serde_json::to_value(&o).unwrap());
+    assert_eq!(o.verdict, Verdict::Invalid);
+    let xml = junit::render(&o.test, &Results::Run(o.clone()));
     assert!(xml.contains(r#"name="fencing""#), "{xml}");
     insta::assert_snapshot!("junit_fencing", xml);
 }
 
 #[test]
 fn junit_unknown_and_failed_runs() {
-    let unknown = json!({"verdict": "unknown", "test": "raftkv-kv", "seed": 1, "total_ms": 2000,
+    let unknown = json!({"verdict": "unknown", "test": "raftkv-kv", "seed": 1,
+        "run_dir": "", "total_ms": 2000,
         "judgement": {"verdict": "unknown", "model": "kv",
             "linearizable": {"verdict": "unknown", "limit": "timeout 1s",
-                "stats": {"elapsed_ms": 1000}}}});
+                "stats": {"elapsed_ms": 1000}},
+            "stats": {"ops": 0, "duration_ns": null, "groups": [], "bucket_ns": 1,
+                "timeline": []}}});
+    let unknown = Results::Run(serde_json::from_value(unknown).unwrap());
     insta::assert_snapshot!("junit_unknown", junit::render("raftkv-kv", &unknown));
-    let failed = json!({"verdict": "error", "test": "raftkv-kv", "seed": 1, "total_ms": 30000,
-        "error": "no leader elected within 30000 ms"});
+    let mut failed = RunResults::failed(
+        "raftkv-kv",
+        PathBuf::new(),
+        1,
+        "no leader elected within 30000 ms".into(),
+    );
+    failed.total_ms = 30_000;
+    let failed = Results::Run(failed);
     insta::assert_snapshot!("junit_error", junit::render("raftkv-kv", &failed));
 }
 

@@ -18,7 +18,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use faultline::run::{run_with_cluster, RunVerdict, TestConfig};
+use faultline::results::Verdict;
+use faultline::run::{run_with_cluster, TestConfig};
 use faultline_checker::{Event, Process};
 use faultline_nemeses::{Cluster, ClusterError, FaultKind, Grudge, Node, NodeId};
 use faultline_workloads::Workload;
@@ -343,7 +344,7 @@ async fn a_correct_cluster_under_partitions_and_kills_is_valid() {
     let outcome = run_with_cluster(config.clone(), cluster.clone(), never_cancel())
         .await
         .unwrap();
-    assert_eq!(outcome.verdict, RunVerdict::Valid, "{}", outcome.summary());
+    assert_eq!(outcome.verdict, Verdict::Valid, "{}", outcome.summary());
     assert_eq!(outcome.exit_code(), 0);
 
     // The folder: config, history, results, node logs, latest link.
@@ -407,8 +408,8 @@ async fn stale_reads_under_partitions_are_invalid() {
         let outcome = run_with_cluster(config, cluster, never_cancel())
             .await
             .unwrap();
-        assert_ne!(outcome.verdict, RunVerdict::Error, "{}", outcome.summary());
-        if outcome.verdict == RunVerdict::Invalid {
+        assert_ne!(outcome.verdict, Verdict::Error, "{}", outcome.summary());
+        if outcome.verdict == Verdict::Invalid {
             detected = Some(outcome);
             break;
         }
@@ -438,7 +439,7 @@ async fn lock_workload_on_a_correct_cluster_is_valid() {
     let outcome = run_with_cluster(config, cluster, never_cancel())
         .await
         .unwrap();
-    assert_eq!(outcome.verdict, RunVerdict::Valid, "{}", outcome.summary());
+    assert_eq!(outcome.verdict, Verdict::Valid, "{}", outcome.summary());
     let j = outcome.judgement.as_ref().unwrap();
     let fencing = j.fencing.as_ref().expect("lock runs are fencing-checked");
     assert!(
@@ -459,7 +460,7 @@ async fn a_cluster_without_leader_is_a_run_error() {
     let outcome = run_with_cluster(config, cluster, never_cancel())
         .await
         .unwrap();
-    assert_eq!(outcome.verdict, RunVerdict::Error);
+    assert_eq!(outcome.verdict, Verdict::Error);
     assert_eq!(outcome.exit_code(), 3);
     assert!(
         outcome.error.as_deref().unwrap().contains("no leader"),
@@ -494,7 +495,7 @@ async fn cancelling_still_heals_and_judges() {
     let x = outcome.exercised.as_ref().unwrap();
     assert!(x.cancelled);
     assert_eq!(x.final_reads_ok, 0, "final reads are skipped on cancel");
-    assert_ne!(outcome.verdict, RunVerdict::Error, "{}", outcome.summary());
+    assert_ne!(outcome.verdict, Verdict::Error, "{}", outcome.summary());
     for n in &cluster.world.nodes {
         assert!(
             !n.killed.load(Ordering::SeqCst),

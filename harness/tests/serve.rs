@@ -24,13 +24,16 @@ const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(30);
 fn write_run(root: &Path, test: &str, ts: &str, verdict: &str, seed: u64, total_ms: u64) {
     let dir = root.join(test).join(ts);
     std::fs::create_dir_all(dir.join("nodes/n1")).unwrap();
+    // Only the fields the index shows; no judgement, as for a run that was cancelled.
     let results = json!({
+        "schema_version": 2,
         "verdict": verdict,
         "test": test,
+        "run_dir": dir,
         "seed": seed,
-        "exercised": {"counts": {"invoke": 120, "ok": 100, "fail": 15, "info": 5}},
+        "exercised": {"counts": {"invoke": 120, "ok": 100, "fail": 15, "info": 5,
+            "nemesis": 4}},
         "total_ms": total_ms,
-        "judgement": {"verdict": verdict},
     });
     std::fs::write(dir.join("results.json"), results.to_string()).unwrap();
     std::fs::write(

@@ -51,7 +51,7 @@ pub struct Counts {
 }
 
 /// A copy of [`Counts`] at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CountsSnapshot {
     pub invoke: u64,
     pub ok: u64,

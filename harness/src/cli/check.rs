@@ -1,10 +1,12 @@
-//! `faultline check HISTORY --model M`: reads a history in any supported format and checks
-//! it, for linearizability against a model or for fencing-token safety
-//! (`--model fencing`). Prints the verdict (or `--json`) on stdout and exits 0 valid,
+//! `faultline check HISTORY... --model M`: reads histories in any supported format and
+//! checks each, for linearizability against a model or for fencing-token safety
+//! (`--model fencing`). A folder stands for every `*.jsonl` and `*.edn` file under it, so a
+//! CI job can gate a whole folder of histories. Prints one verdict line per file (or, with
+//! `--json`, one JSON object per line), and exits with the worst verdict: 0 valid,
 //! 1 invalid, 2 unknown (a limit was hit), 3 bad input.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,16 +15,23 @@ use std::time::Duration;
 use clap::Args;
 use faultline_checker::format::{self, Format};
 use faultline_checker::{fencing, stats, History, Limits, ModelKind, ModelSpec, Progress, Value};
-use serde_json::json;
 
-use super::exit;
 use super::progress::ProgressReporter;
 use super::units;
+use crate::results::{CheckResults, Results, Verdict, SCHEMA_VERSION};
+
+/// Most history files one `check` takes (folders included), so a mistyped folder cannot
+/// start an endless walk.
+pub const MAX_FILES: usize = 100_000;
+/// How deep a folder is searched for histories.
+const MAX_DEPTH: usize = 16;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The history file.
-    pub history: PathBuf,
+    /// History files, or folders: a folder stands for every `*.jsonl` and `*.edn` file
+    /// under it (symlinks are not followed).
+    #[arg(required = true, value_name = "HISTORY")]
+    pub histories: Vec<PathBuf>,
 
     /// What to check against: a linearizability model (register, cas-register, kv, mutex)
     /// or `fencing` for the fencing-token checker.
@@ -33,7 +42,7 @@ pub struct CheckArgs {
     #[arg(long, default_value = "auto")]
     pub format: Format,
 
-    /// Give up with `unknown` after this long (e.g. 60s, 5m; 0 for no limit).
+    /// Give up on a file with `unknown` after this long (e.g. 60s, 5m; 0 for no limit).
     #[arg(long, default_value = "60s", value_parser = units::parse_duration)]
     pub timeout: Duration,
 
@@ -61,15 +70,16 @@ pub struct CheckArgs {
     #[arg(long)]
     pub stats: bool,
 
-    /// Print the result as one JSON object instead of text.
+    /// Print each file's result as one JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
 
-    /// Also write a self-contained HTML report (timeline, latency, counterexample) here.
+    /// Also write a self-contained HTML report (timeline, latency, counterexample) here;
+    /// for one history only.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
-    /// Also write the verdict as JUnit XML here.
+    /// Also write the verdicts as JUnit XML here (one test suite per history).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
 }
@@ -103,172 +113,275 @@ impl fmt::Display for CheckModel {
     }
 }
 
-/// Why `check` could not give a verdict; always exit 3.
+/// Why a file could not be checked; its verdict is `error` (exit 3).
 #[derive(Debug, thiserror::Error)]
 enum CheckError {
     #[error(transparent)]
     History(#[from] faultline_checker::HistoryError),
     #[error("--initial {0:?}: expected a JSON or EDN value such as 0, \"\" or nil")]
     Initial(String),
-    #[error(transparent)]
-    Output(#[from] crate::report::ReportError),
+}
+
+/// Why the command could not run at all.
+#[derive(Debug, thiserror::Error)]
+enum UsageError {
+    #[error("{}: {source}", path.display())]
+    Walk {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: no *.jsonl or *.edn history in this folder", .0.display())]
+    EmptyFolder(PathBuf),
+    #[error("more than {MAX_FILES} history files")]
+    TooMany,
+    #[error("--report writes one page for one history; {0} were given")]
+    ReportOfMany(usize),
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
-    match check(&args) {
-        Ok(code) => ExitCode::from(code),
+    let files = match histories(&args) {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("faultline check: {e}");
-            if args.json {
-                let out = json!({
-                    "history": args.history,
-                    "model": args.model.to_string(),
-                    "verdict": "error",
-                    "error": e.to_string(),
-                });
-                println!("{out}");
+            return ExitCode::from(Verdict::Error.exit_code());
+        }
+    };
+    let single = files.len() == 1;
+    let mut checked = Vec::with_capacity(files.len());
+    let mut suites = Vec::new();
+    for path in &files {
+        let (results, history) = check_file(&args, path, single);
+        if args.json {
+            // One object per line: a folder's results can be read back line by line.
+            match serde_json::to_string(&results) {
+                Ok(line) => println!("{line}"),
+                Err(e) => eprintln!("faultline check: {}: {e}", path.display()),
             }
-            ExitCode::from(exit::BAD_INPUT)
+        } else {
+            print_text(&results, single);
+        }
+        if let (Some(file), Some(history)) = (&args.report, history) {
+            let input = crate::report::ReportInput {
+                title: path.display().to_string(),
+                config: report_config(&args, path),
+                results: Results::Check(results.clone()),
+                history: Ok(history),
+                files: Vec::new(),
+            };
+            if let Err(e) = crate::report::write_file(file, &crate::report::render(&input)) {
+                eprintln!("faultline check: --report: {e}");
+                checked.push(Verdict::Error);
+            }
+        }
+        checked.push(results.verdict);
+        if args.junit.is_some() {
+            suites.push((
+                results.history.display().to_string(),
+                Results::Check(results),
+            ));
         }
     }
+    if !single && !args.json {
+        println!("{}", totals(&checked));
+    }
+    if let Some(file) = &args.junit {
+        let xml = crate::report::junit::render_many(&suites);
+        if let Err(e) = crate::report::write_file(file, &xml) {
+            eprintln!("faultline check: --junit: {e}");
+            checked.push(Verdict::Error);
+        }
+    }
+    ExitCode::from(Verdict::worst(checked).exit_code())
 }
 
-fn check(args: &CheckArgs) -> Result<u8, CheckError> {
-    let history = format::read_path(&args.history, args.format)?;
-    tracing::info!(events = history.events.len(), path = %args.history.display(), "history read");
-    let op_stats = if args.stats {
-        Some(stats::compute(&history)?)
-    } else {
-        None
+/// The history files the arguments name, folders expanded, in the order given (a folder's
+/// files sorted by path).
+fn histories(args: &CheckArgs) -> Result<Vec<PathBuf>, UsageError> {
+    let mut files = Vec::new();
+    for path in &args.histories {
+        if path.is_dir() {
+            let before = files.len();
+            walk(path, 0, &mut files)?;
+            if files.len() == before {
+                return Err(UsageError::EmptyFolder(path.clone()));
+            }
+        } else {
+            // A missing file is that file's error, reported with its verdict.
+            files.push(path.clone());
+        }
+        if files.len() > MAX_FILES {
+            return Err(UsageError::TooMany);
+        }
+    }
+    if args.report.is_some() && files.len() > 1 {
+        return Err(UsageError::ReportOfMany(files.len()));
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), UsageError> {
+    let err = |source| UsageError::Walk {
+        path: dir.to_path_buf(),
+        source,
     };
-    let (code, mut out) = match args.model {
-        CheckModel::Fencing => check_fencing(args, &history, op_stats)?,
-        CheckModel::Linear(kind) => check_linear(args, &history, kind, op_stats)?,
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let kind = e.file_type().map_err(err)?;
+        let path = e.path();
+        if kind.is_dir() && depth < MAX_DEPTH {
+            walk(&path, depth + 1, out)?;
+        } else if kind.is_file() && path.extension().is_some_and(|x| x == "jsonl" || x == "edn") {
+            out.push(path);
+        }
+        if out.len() > MAX_FILES {
+            return Err(UsageError::TooMany);
+        }
+    }
+    Ok(())
+}
+
+/// Checks one file. The history comes back for a report when it could be read.
+fn check_file(args: &CheckArgs, path: &Path, single: bool) -> (CheckResults, Option<History>) {
+    let history = match format::read_path(path, args.format) {
+        Ok(h) => h,
+        Err(e) => return (failed(args, path, e.into()), None),
     };
+    tracing::info!(events = history.events.len(), path = %path.display(), "history read");
     if let Some(line) = history.cut_off_line {
         eprintln!(
             "faultline check: warning: {}:{line}: the last line has no newline and its JSON \
              stops before its end, so the file was cut off mid-write (a run that died); \
              checked the {} events before it",
-            args.history.display(),
+            path.display(),
             history.events.len()
         );
-        out["cut_off_line"] = json!(line);
     }
-    if args.json {
-        println!("{out}");
+    match check_history(args, path, &history, single) {
+        Ok(results) => (results, Some(history)),
+        Err(e) => (failed(args, path, e), Some(history)),
     }
-    write_outputs(args, history, out)?;
-    Ok(code)
 }
 
-/// `--report` and `--junit`: built from the same JSON `--json` prints.
-fn write_outputs(
-    args: &CheckArgs,
-    history: History,
-    out: serde_json::Value,
-) -> Result<(), CheckError> {
-    let name = args.history.display().to_string();
-    if let Some(file) = &args.junit {
-        crate::report::write_file(file, &crate::report::junit::render(&name, &out))?;
-    }
-    if let Some(file) = &args.report {
-        let input = crate::report::ReportInput {
-            title: name,
-            config: json!({
-                "history": args.history,
-                "model": args.model.to_string(),
-                "format": args.format.as_str(),
-                "initial": args.initial,
-                "cas_fail_observed": args.cas_fail_observed,
-                "nil_read_any": args.nil_read_any,
-                "timeout": format!("{:?}", args.timeout),
-            }),
-            results: out,
-            history: Ok(history),
-            files: Vec::new(),
-        };
-        crate::report::write_file(file, &crate::report::render(&input))?;
-    }
-    Ok(())
+fn failed(args: &CheckArgs, path: &Path, e: CheckError) -> CheckResults {
+    CheckResults::failed(path.to_path_buf(), args.model.to_string(), e.to_string())
 }
 
-fn check_fencing(
+fn check_history(
     args: &CheckArgs,
+    path: &Path,
     history: &History,
-    op_stats: Option<stats::Stats>,
-) -> Result<(u8, serde_json::Value), CheckError> {
-    let report = fencing::check(history)?;
-    let code = if report.valid {
-        exit::VALID
-    } else {
-        exit::INVALID
+    single: bool,
+) -> Result<CheckResults, CheckError> {
+    let mut results = CheckResults {
+        schema_version: SCHEMA_VERSION,
+        history: path.to_path_buf(),
+        model: args.model.to_string(),
+        verdict: Verdict::Valid,
+        error: None,
+        reading: None,
+        events: history.events.len(),
+        linearizable: None,
+        fencing: None,
+        op_stats: None,
+        cut_off_line: history.cut_off_line,
     };
-    let out = json!({
-        "history": args.history,
-        "model": "fencing",
-        "verdict": if report.valid { "valid" } else { "invalid" },
-        "fencing": report,
-    });
-    if !args.json {
-        println!(
-            "{}: {} events",
-            args.history.display(),
-            history.events.len()
-        );
-        println!("fencing: {report}");
-        if let Some(s) = &op_stats {
-            print!("{s}");
+    if args.stats {
+        results.op_stats = Some(stats::compute(history)?);
+    }
+    match args.model {
+        CheckModel::Fencing => {
+            let report = fencing::check(history)?;
+            results.verdict = if report.valid {
+                Verdict::Valid
+            } else {
+                Verdict::Invalid
+            };
+            results.fencing = Some(report);
+        }
+        CheckModel::Linear(kind) => {
+            let spec = model_spec(args, kind)?;
+            results.reading = Some(reading(&spec));
+            let progress = Arc::new(Progress::default());
+            let limits = Limits {
+                timeout: (!args.timeout.is_zero()).then_some(args.timeout),
+                max_memory_bytes: (args.max_memory > 0).then_some(args.max_memory),
+                cancel: None,
+                progress: Some(Arc::clone(&progress)),
+            };
+            // One file's progress bar at a time; many files go by quickly or say so.
+            let reporter = single.then(|| ProgressReporter::start(progress));
+            let result = faultline_checker::check(history, &spec, &limits);
+            if let Some(r) = reporter {
+                r.finish();
+            }
+            let result = result?;
+            results.verdict = Verdict::from(&result.verdict);
+            results.linearizable = Some(result);
         }
     }
-    Ok((code, with_op_stats(out, op_stats)))
+    Ok(results)
 }
 
-fn check_linear(
-    args: &CheckArgs,
-    history: &History,
-    kind: ModelKind,
-    op_stats: Option<stats::Stats>,
-) -> Result<(u8, serde_json::Value), CheckError> {
+fn model_spec(args: &CheckArgs, kind: ModelKind) -> Result<ModelSpec, CheckError> {
     let mut spec = ModelSpec::new(kind);
     if let Some(text) = &args.initial {
         spec.initial = parse_value(text).ok_or_else(|| CheckError::Initial(text.clone()))?;
     }
     spec.cas_fail_observed = args.cas_fail_observed;
     spec.nil_read_any = args.nil_read_any;
-    let progress = Arc::new(Progress::default());
-    let limits = Limits {
-        timeout: (!args.timeout.is_zero()).then_some(args.timeout),
-        max_memory_bytes: (args.max_memory > 0).then_some(args.max_memory),
-        cancel: None,
-        progress: Some(Arc::clone(&progress)),
-    };
-    let reporter = ProgressReporter::start(progress);
-    let result = faultline_checker::check(history, &spec, &limits);
-    reporter.finish();
-    let result = result?;
-    let code = match result.verdict.exit_code() {
-        0 => exit::VALID,
-        1 => exit::INVALID,
-        _ => exit::UNKNOWN,
-    };
-    let mut out = json!({
-        "history": args.history,
-        "model": kind.as_str(),
-    });
-    if let (Some(obj), Ok(serde_json::Value::Object(r))) =
-        (out.as_object_mut(), serde_json::to_value(&result))
-    {
-        obj.extend(r);
+    Ok(spec)
+}
+
+/// How the model reads the history's operations, in words.
+fn reading(spec: &ModelSpec) -> String {
+    format!(
+        "a nil read {}; a failed cas {}",
+        if spec.nil_read_any {
+            "is legal in any state"
+        } else {
+            "saw nil"
+        },
+        if spec.cas_fail_observed {
+            "happened and saw another value"
+        } else {
+            "did not happen"
+        }
+    )
+}
+
+/// The text output: a verdict line per file; for a single file also the counterexample,
+/// the search's figures and the op statistics.
+fn print_text(r: &CheckResults, single: bool) {
+    let mut line = format!("{}: {}  {}", r.history.display(), r.verdict.name(), r.model);
+    if let Some(reading) = &r.reading {
+        line.push_str(&format!(" ({reading})"));
     }
-    if !args.json {
-        let s = &result.stats;
-        println!(
-            "{}: {} events",
-            args.history.display(),
-            history.events.len()
-        );
-        println!("{kind}: {}", result.verdict);
+    line.push_str(&format!(", {} events", r.events));
+    if let Some(e) = &r.error {
+        line.push_str(&format!(": {e}"));
+    }
+    if let Some(f) = &r.fencing {
+        line.push_str(&format!("; {f}"));
+    }
+    if let Some(lin) = &r.linearizable {
+        if let faultline_checker::Verdict::Unknown { limit } = &lin.verdict {
+            line.push_str(&format!(": stopped by {limit}"));
+        }
+    }
+    println!("{line}");
+    if !single {
+        return;
+    }
+    if let Some(lin) = &r.linearizable {
+        if lin.verdict.is_invalid() {
+            println!("{}", lin.verdict);
+        }
+        let s = &lin.stats;
         println!(
             "searched {} of {} ops in {} partitions: {} states, peak memory {}, {} ms",
             s.ops_searched,
@@ -278,19 +391,36 @@ fn check_linear(
             faultline_checker::linear::format_bytes(s.peak_memory_bytes),
             s.elapsed_ms
         );
-        if let Some(st) = &op_stats {
-            print!("{st}");
-        }
     }
-    Ok((code, with_op_stats(out, op_stats)))
+    if let Some(st) = &r.op_stats {
+        print!("{st}");
+    }
 }
 
-/// Adds `op_stats` to a JSON result when `--stats` asked for them.
-fn with_op_stats(mut out: serde_json::Value, op_stats: Option<stats::Stats>) -> serde_json::Value {
-    if let (Some(obj), Some(s)) = (out.as_object_mut(), op_stats) {
-        obj.insert("op_stats".into(), json!(s));
-    }
-    out
+/// The last line for many files: how many got each verdict.
+fn totals(verdicts: &[Verdict]) -> String {
+    let count = |v: Verdict| verdicts.iter().filter(|x| **x == v).count();
+    format!(
+        "{} histories: {} valid, {} invalid, {} unknown, {} error",
+        verdicts.len(),
+        count(Verdict::Valid),
+        count(Verdict::Invalid),
+        count(Verdict::Unknown),
+        count(Verdict::Error)
+    )
+}
+
+/// What the report shows as the check's configuration.
+fn report_config(args: &CheckArgs, path: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "history": path,
+        "model": args.model.to_string(),
+        "format": args.format.as_str(),
+        "initial": args.initial,
+        "cas_fail_observed": args.cas_fail_observed,
+        "nil_read_any": args.nil_read_any,
+        "timeout": format!("{:?}", args.timeout),
+    })
 }
 
 /// A value given on the command line: JSON first (`0`, `""`, `null`, `[1,2]`), then EDN
@@ -331,5 +461,24 @@ mod tests {
         );
         assert_eq!(parse_value("[1 2"), None);
         assert_eq!(parse_value("1 2"), None);
+    }
+
+    #[test]
+    fn a_folder_stands_for_its_histories_sorted_without_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("t").join("20261201T000000");
+        std::fs::create_dir_all(&run).unwrap();
+        for f in ["history.jsonl", "faultline.log", "results.json"] {
+            std::fs::write(run.join(f), "").unwrap();
+        }
+        std::fs::write(dir.path().join("a.edn"), "").unwrap();
+        std::os::unix::fs::symlink(&run, dir.path().join("t").join("latest")).unwrap();
+        let mut found = Vec::new();
+        walk(dir.path(), 0, &mut found).unwrap();
+        assert_eq!(
+            found,
+            [dir.path().join("a.edn"), run.join("history.jsonl")],
+            "one per history, the latest link not followed"
+        );
     }
 }

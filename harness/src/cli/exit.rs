@@ -1,7 +1,9 @@
-//! Process exit codes, shared by every subcommand (README, "Exit codes").
+//! Process exit codes of the subcommands that give no verdict of their own (`report`,
+//! `serve`, `image`, usage errors): the same numbers as a verdict's
+//! ([`Verdict::exit_code`], the one mapping).
 
-pub const VALID: u8 = 0;
-pub const INVALID: u8 = 1;
-pub const UNKNOWN: u8 = 2;
-/// Bad input (unreadable or malformed history, bad flags) or a run that failed.
-pub const BAD_INPUT: u8 = 3;
+use crate::results::Verdict;
+
+pub const VALID: u8 = Verdict::Valid.exit_code();
+/// Bad input (unreadable files, bad flags) or a command that failed.
+pub const BAD_INPUT: u8 = Verdict::Error.exit_code();

@@ -22,7 +22,8 @@ pub struct TestCommand {
 pub fn run(args: TestCommand) -> ExitCode {
     let done = crate::run::execute(args.run);
     if let Some(junit) = args.junit {
-        let xml = crate::report::junit::render(&done.test, &done.results);
+        let results = crate::results::Results::Run(done.results);
+        let xml = crate::report::junit::render(&done.test, &results);
         if let Err(e) = crate::report::write_file(&junit, &xml) {
             eprintln!("error: --junit: {e}");
         }

@@ -11,8 +11,9 @@ use clap::Args;
 
 use crate::backend::Backend;
 use crate::cli::units::parse_duration;
-use crate::matrix::{self, CellStatus, Expect};
+use crate::matrix::{self, CellOutcome, CellStatus, Expect};
 use crate::report::junit::{render_suite, Case, CaseResult};
+use crate::results::{Verdict, SCHEMA_VERSION};
 use crate::run::run_dir::timestamp;
 use crate::run::TestConfig;
 
@@ -63,6 +64,19 @@ pub struct TestAllArgs {
     pub list: bool,
 }
 
+/// What `matrix.json` holds.
+#[derive(serde::Serialize)]
+struct MatrixResults<'a> {
+    schema_version: u32,
+    seed: u64,
+    tries: u32,
+    time_limit_ms: u64,
+    nodes: u32,
+    backend: Backend,
+    exit_code: u8,
+    cells: &'a [CellOutcome],
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -82,7 +96,7 @@ pub fn run(args: TestAllArgs) -> ExitCode {
     }
     if cells.is_empty() {
         eprintln!("error: no cell matches --only {:?}", args.only);
-        return ExitCode::from(3);
+        return ExitCode::from(Verdict::Error.exit_code());
     }
     let now_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -120,7 +134,7 @@ pub fn run(args: TestAllArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::from(3);
+            return ExitCode::from(Verdict::Error.exit_code());
         }
     };
     let mut outcomes = Vec::new();
@@ -139,14 +153,16 @@ pub fn run(args: TestAllArgs) -> ExitCode {
         println!("{}", o.row());
     }
     let code = matrix::exit_code(&outcomes);
-    let summary = serde_json::json!({
-        "seed": seed,
-        "tries": args.tries,
-        "time_limit_ms": base.time_limit_ms,
-        "nodes": base.nodes,
-        "exit_code": code,
-        "cells": outcomes,
-    });
+    let summary = MatrixResults {
+        schema_version: SCHEMA_VERSION,
+        seed,
+        tries: args.tries,
+        time_limit_ms: base.time_limit_ms,
+        nodes: base.nodes,
+        backend: args.backend,
+        exit_code: code,
+        cells: &outcomes,
+    };
     if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| {
         std::fs::write(
             dir.join("matrix.json"),
@@ -192,6 +208,9 @@ fn junit(outcomes: &[matrix::CellOutcome], seed: u64) -> String {
                     kind: "unknown",
                     message: format!("the checker could not decide: {where_}"),
                 },
+                CellStatus::Skipped => CaseResult::Skipped {
+                    message: o.skipped.clone().unwrap_or_default(),
+                },
                 CellStatus::Error | CellStatus::Cancelled => CaseResult::Error {
                     kind: "error",
                     message: last
@@ -211,6 +230,6 @@ fn junit(outcomes: &[matrix::CellOutcome], seed: u64) -> String {
         "faultline test-all",
         total_s,
         &[("seed", seed.to_string())],
-        &cases,
+        cases,
     )
 }

@@ -5,9 +5,11 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
+use faultline_checker::fencing::FencingReport;
+use faultline_checker::{CheckResult, Verdict};
 
-use super::summary::{fencing_violations, unknown_limit, Cex, Checks};
+use super::summary::{fencing_violations, headline};
+use crate::results::{Results, Verdict as ResultVerdict};
 
 /// Escapes text for XML content and attributes; drops control characters XML 1.0 forbids.
 pub fn xml_esc(s: &str) -> String {
@@ -39,6 +41,10 @@ pub enum CaseResult {
         kind: &'static str,
         message: String,
     },
+    /// Not evidence either way (a fault that could not be injected).
+    Skipped {
+        message: String,
+    },
 }
 
 /// One `<testcase>`.
@@ -48,56 +54,43 @@ pub struct Case {
     pub result: CaseResult,
 }
 
-fn ms_to_s(v: Option<&Value>) -> f64 {
-    v.and_then(Value::as_u64).unwrap_or(0) as f64 / 1000.0
+fn ms_to_s(ms: u64) -> f64 {
+    ms as f64 / 1000.0
 }
 
-fn linear_case(model: Option<&str>, lin: &Value) -> Case {
+fn linear_case(model: Option<&str>, lin: &CheckResult) -> Case {
     let name = format!("linearizability ({})", model.unwrap_or("?"));
-    let time_s = ms_to_s(lin.get("stats").and_then(|s| s.get("elapsed_ms")));
-    let result = match lin.get("verdict").and_then(Value::as_str) {
-        Some("valid") => CaseResult::Pass,
-        Some("invalid") => match Cex::from_json(lin) {
-            Some(cex) => {
-                let mut detail = String::new();
-                let _ = writeln!(
-                    detail,
-                    "cannot take effect next: {} (op {})",
-                    cex.failed, cex.failed.id
-                );
-                for op in &cex.pending {
-                    let _ = writeln!(detail, "nor can pending: {op} (op {})", op.id);
-                }
-                let _ = writeln!(
-                    detail,
-                    "possible states after the prefix: {}",
-                    cex.states.join(", ")
-                );
-                let n = cex.prefix.len();
-                let _ = writeln!(detail, "longest linearizable prefix: {n} ops, the last:");
-                for op in &cex.prefix[n.saturating_sub(10)..] {
-                    let _ = writeln!(detail, "  {op} (op {})", op.id);
-                }
-                CaseResult::Failure {
-                    message: cex.headline(),
-                    detail,
-                }
+    let time_s = ms_to_s(lin.stats.elapsed_ms);
+    let result = match &lin.verdict {
+        Verdict::Valid => CaseResult::Pass,
+        Verdict::Invalid(cex) => {
+            let mut detail = String::new();
+            let _ = writeln!(
+                detail,
+                "cannot take effect next: {} (op {})",
+                cex.failed, cex.failed.id
+            );
+            for op in &cex.pending {
+                let _ = writeln!(detail, "nor can pending: {op} (op {})", op.id);
             }
-            None => CaseResult::Failure {
-                message: "not linearizable".into(),
-                detail: String::new(),
-            },
-        },
-        Some("unknown") => CaseResult::Error {
+            let _ = writeln!(
+                detail,
+                "possible states after the prefix: {}",
+                cex.states.join(", ")
+            );
+            let n = cex.prefix.len();
+            let _ = writeln!(detail, "longest linearizable prefix: {n} ops, the last:");
+            for op in &cex.prefix[n.saturating_sub(10)..] {
+                let _ = writeln!(detail, "  {op} (op {})", op.id);
+            }
+            CaseResult::Failure {
+                message: headline(cex),
+                detail,
+            }
+        }
+        Verdict::Unknown { limit } => CaseResult::Error {
             kind: "unknown",
-            message: format!(
-                "unknown: stopped by {}",
-                unknown_limit(lin).unwrap_or("a limit")
-            ),
-        },
-        other => CaseResult::Error {
-            kind: "unknown",
-            message: format!("unexpected verdict {other:?}"),
+            message: format!("unknown: stopped by {limit}"),
         },
     };
     Case {
@@ -107,18 +100,13 @@ fn linear_case(model: Option<&str>, lin: &Value) -> Case {
     }
 }
 
-fn fencing_case(f: &Value) -> Case {
-    let result = if f.get("valid").and_then(Value::as_bool) == Some(true) {
+fn fencing_case(f: &FencingReport) -> Case {
+    let result = if f.valid {
         CaseResult::Pass
     } else {
-        let total = f
-            .get("violations_total")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let vs = fencing_violations(f);
         CaseResult::Failure {
-            message: format!("fencing: {total} violation(s)"),
-            detail: vs.join("\n"),
+            message: format!("fencing: {} violation(s)", f.violations_total),
+            detail: fencing_violations(f).join("\n"),
         }
     };
     Case {
@@ -128,75 +116,135 @@ fn fencing_case(f: &Value) -> Case {
     }
 }
 
-/// The JUnit XML for one result. `suite` names the test suite (the test's name, or the
-/// history file); the suite's time is the run's `total_ms` when it has one.
-pub fn render(suite: &str, results: &Value) -> String {
-    let checks = Checks::from_json(results);
+/// One `<testsuite>`.
+pub struct Suite {
+    pub name: String,
+    pub time_s: f64,
+    pub props: Vec<(&'static str, String)>,
+    pub cases: Vec<Case>,
+}
+
+/// The suite of one result: a case per check. `name` is the test's name, or the history
+/// file; the suite's time is the run's `total_ms` when it has one.
+pub fn suite(name: &str, results: &Results) -> Suite {
     let mut cases = Vec::new();
-    if let Some(lin) = checks.linear {
-        cases.push(linear_case(checks.model.as_deref(), lin));
+    if let Some(lin) = results.linearizable() {
+        cases.push(linear_case(results.model().as_deref(), lin));
     }
-    if let Some(f) = checks.fencing {
+    if let Some(f) = results.fencing() {
         cases.push(fencing_case(f));
     }
-    if cases.is_empty() || checks.error.is_some() {
+    let verdict = results.verdict();
+    if cases.is_empty() || results.error().is_some() {
         cases.push(Case {
             name: "run".into(),
             time_s: 0.0,
-            result: match &checks.error {
+            result: match results.error() {
                 Some(e) => CaseResult::Error {
                     kind: "error",
                     message: format!("the run failed: {e}"),
                 },
-                None if checks.verdict == "valid" => CaseResult::Pass,
+                None if verdict == ResultVerdict::Valid => CaseResult::Pass,
                 None => CaseResult::Error {
                     kind: "error",
-                    message: format!("verdict {} without checks", checks.verdict),
+                    message: format!("verdict {} without checks", verdict.name()),
                 },
             },
         });
     }
-    let total_s = results
-        .get("total_ms")
-        .map(|v| ms_to_s(Some(v)))
-        .unwrap_or_else(|| cases.iter().map(|c| c.time_s).sum());
-    let mut props: Vec<(&str, String)> = vec![("verdict", checks.verdict.clone())];
-    if let Some(seed) = results.get("seed") {
-        props.push(("seed", seed.to_string()));
+    let mut props = vec![("verdict", verdict.name().to_string())];
+    let time_s = match results {
+        Results::Run(r) => {
+            props.push(("seed", r.seed.to_string()));
+            if !r.run_dir.as_os_str().is_empty() {
+                props.push(("run_dir", r.run_dir.display().to_string()));
+            }
+            ms_to_s(r.total_ms)
+        }
+        Results::Check(c) => {
+            props.push(("history", c.history.display().to_string()));
+            if let Some(reading) = &c.reading {
+                props.push(("reading", reading.clone()));
+            }
+            cases.iter().map(|c| c.time_s).sum()
+        }
+    };
+    Suite {
+        name: name.to_string(),
+        time_s,
+        props,
+        cases,
     }
-    if let Some(dir) = results.get("run_dir").and_then(Value::as_str) {
-        props.push(("run_dir", dir.to_string()));
-    }
-    if let Some(h) = results.get("history").and_then(Value::as_str) {
-        props.push(("history", h.to_string()));
-    }
-    render_suite(suite, total_s, &props, &cases)
+}
+
+/// The JUnit XML for one result.
+pub fn render(name: &str, results: &Results) -> String {
+    render_suites(&[suite(name, results)])
+}
+
+/// The JUnit XML for several results (histories checked together), one suite each.
+pub fn render_many(results: &[(String, Results)]) -> String {
+    let suites: Vec<Suite> = results.iter().map(|(n, r)| suite(n, r)).collect();
+    render_suites(&suites)
 }
 
 /// The JUnit XML for one suite of `cases`, with `props` as its properties.
-pub fn render_suite(suite: &str, total_s: f64, props: &[(&str, String)], cases: &[Case]) -> String {
-    let failures = cases
+pub fn render_suite(
+    name: &str,
+    time_s: f64,
+    props: &[(&'static str, String)],
+    cases: Vec<Case>,
+) -> String {
+    render_suites(&[Suite {
+        name: name.to_string(),
+        time_s,
+        props: props.to_vec(),
+        cases,
+    }])
+}
+
+fn count(cases: &[Case], f: impl Fn(&CaseResult) -> bool) -> usize {
+    cases.iter().filter(|c| f(&c.result)).count()
+}
+
+/// The JUnit XML document for `suites`.
+pub fn render_suites(suites: &[Suite]) -> String {
+    let all: Vec<&Case> = suites.iter().flat_map(|s| &s.cases).collect();
+    let failures = all
         .iter()
         .filter(|c| matches!(c.result, CaseResult::Failure { .. }))
         .count();
-    let errors = cases
+    let errors = all
         .iter()
         .filter(|c| matches!(c.result, CaseResult::Error { .. }))
         .count();
-    let suite = xml_esc(suite);
+    let total_s: f64 = suites.iter().map(|s| s.time_s).sum();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
         r#"<testsuites name="faultline" tests="{}" failures="{failures}" errors="{errors}" time="{total_s:.3}">"#,
-        cases.len()
+        all.len()
     );
+    for s in suites {
+        write_suite(&mut out, s);
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+fn write_suite(out: &mut String, s: &Suite) {
+    let failures = count(&s.cases, |r| matches!(r, CaseResult::Failure { .. }));
+    let errors = count(&s.cases, |r| matches!(r, CaseResult::Error { .. }));
+    let skipped = count(&s.cases, |r| matches!(r, CaseResult::Skipped { .. }));
+    let name = xml_esc(&s.name);
     let _ = writeln!(
         out,
-        r#"  <testsuite name="{suite}" tests="{}" failures="{failures}" errors="{errors}" skipped="0" time="{total_s:.3}">"#,
-        cases.len()
+        r#"  <testsuite name="{name}" tests="{}" failures="{failures}" errors="{errors}" skipped="{skipped}" time="{:.3}">"#,
+        s.cases.len(),
+        s.time_s
     );
     out.push_str("    <properties>\n");
-    for (k, v) in props {
+    for (k, v) in &s.props {
         let _ = writeln!(
             out,
             r#"      <property name="{k}" value="{}"/>"#,
@@ -204,10 +252,10 @@ pub fn render_suite(suite: &str, total_s: f64, props: &[(&str, String)], cases: 
         );
     }
     out.push_str("    </properties>\n");
-    for c in cases {
+    for c in &s.cases {
         let _ = write!(
             out,
-            r#"    <testcase classname="{suite}" name="{}" time="{:.3}""#,
+            r#"    <testcase classname="{name}" name="{}" time="{:.3}""#,
             xml_esc(&c.name),
             c.time_s
         );
@@ -228,10 +276,16 @@ pub fn render_suite(suite: &str, total_s: f64, props: &[(&str, String)], cases: 
                     xml_esc(message)
                 );
             }
+            CaseResult::Skipped { message } => {
+                let _ = writeln!(
+                    out,
+                    ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                    xml_esc(message)
+                );
+            }
         }
     }
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    out
+    out.push_str("  </testsuite>\n");
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! alone (`config.json`, `results.json`, `history.jsonl`), so `faultline report` can
 //! rebuild them for any results folder, old or new.
 
+pub mod html;
 pub mod junit;
 pub mod ops;
 pub mod page;
@@ -34,6 +35,8 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Results(#[from] crate::results::ResultsError),
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
@@ -54,15 +57,11 @@ fn read_json(path: &Path) -> Result<serde_json::Value, ReportError> {
 /// Reads what a report of the run in `run_dir` needs. `results.json` must exist; a missing
 /// `config.json` or an unreadable history gives a report that says so.
 pub fn load_run(run_dir: &Path) -> Result<ReportInput, ReportError> {
-    let results = read_json(&run_dir.join("results.json"))?;
+    let results = crate::results::read_run(&run_dir.join("results.json"))?;
     let config = read_json(&run_dir.join("config.json")).unwrap_or(serde_json::Value::Null);
     let history_path = run_dir.join("history.jsonl");
     let history = read_path(&history_path, Format::Jsonl).map_err(|e| e.to_string());
-    let test = results
-        .get("test")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_default();
+    let test = results.test.clone();
     let stamp = run_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -95,7 +94,7 @@ pub fn load_run(run_dir: &Path) -> Result<ReportInput, ReportError> {
     Ok(ReportInput {
         title: format!("{test} {stamp}").trim().to_string(),
         config,
-        results,
+        results: crate::results::Results::Run(results),
         history,
         files,
     })
@@ -171,8 +170,11 @@ mod tests {
         );
         std::fs::write(
             dir.path().join("results.json"),
-            json!({"verdict": "valid", "test": "t", "judgement": {"model": "cas-register",
-                "linearizable": {"verdict": "valid", "stats": {"ops": 2}}}})
+            json!({"schema_version": 2, "verdict": "valid", "test": "t", "run_dir": "r",
+                "seed": 7, "total_ms": 10, "judgement": {"verdict": "valid",
+                "model": "cas-register", "linearizable": {"verdict": "valid",
+                "stats": {"ops": 2}}, "stats": {"ops": 2, "duration_ns": null,
+                "groups": [], "bucket_ns": 1, "timeline": []}}})
             .to_string(),
         )
         .unwrap();

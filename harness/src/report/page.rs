@@ -10,12 +10,14 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use faultline_checker::{stats, History, Op};
+use faultline_checker::{stats, Counterexample, History, Op};
 use serde_json::Value;
 
+use super::html::esc;
 use super::ops::Timeline;
-use super::summary::{fencing_violations, unknown_limit, Cex, Checks};
+use super::summary::{counterexample as cex_of, fencing_violations, headline, unknown_limit};
 use super::svg::{self, Mark, XAxis};
+use crate::results::Results;
 
 /// Most ops drawn in one timeline, and most points in the scatter.
 pub const MAX_DRAWN: usize = 10_000;
@@ -31,28 +33,12 @@ pub struct ReportInput {
     pub title: String,
     /// The run's `config.json`, or what `check` was asked (model, format, ...).
     pub config: Value,
-    /// The run's `results.json`, or `check --json`'s output.
-    pub results: Value,
+    /// The run's `results.json`, or what `check` concluded.
+    pub results: Results,
     /// The history, or why it could not be read.
     pub history: Result<History, String>,
     /// Files beside the report to link to (paths relative to it).
     pub files: Vec<String>,
-}
-
-/// HTML-escapes text for element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const CSS: &str = r#"
@@ -97,22 +83,20 @@ const SCRIPT: &str = r#"
 
 /// The whole page.
 pub fn render(input: &ReportInput) -> String {
-    let checks = Checks::from_json(&input.results);
+    let verdict = input.results.verdict().name();
     let mut out = String::with_capacity(1 << 20);
     let _ = write!(
         out,
-        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{} — {}</title><style>{CSS}</style></head><body data-verdict="{}">"#,
-        esc(&checks.verdict),
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{verdict} — {}</title><style>{CSS}</style></head><body data-verdict="{verdict}">"#,
         esc(&input.title),
-        esc(&checks.verdict)
     );
-    header(&mut out, input, &checks);
+    header(&mut out, input);
     config(&mut out, input);
     let timeline = match &input.history {
         Ok(h) => Timeline::from_history(h).map_err(|e| e.to_string()),
         Err(e) => Err(e.clone()),
     };
-    let cex = checks.linear.and_then(Cex::from_json);
+    let cex = input.results.linearizable().and_then(cex_of);
     match &timeline {
         Ok(tl) => {
             if let Some(cex) = &cex {
@@ -121,7 +105,7 @@ pub fn render(input: &ReportInput) -> String {
             if let Ok(h) = &input.history {
                 op_stats(&mut out, h);
             }
-            plots(&mut out, tl, cex.as_ref());
+            plots(&mut out, tl, cex);
         }
         Err(e) => {
             let _ = write!(
@@ -133,7 +117,7 @@ pub fn render(input: &ReportInput) -> String {
                 let _ = write!(
                     out,
                     r#"<section id="counterexample"><h2>Counterexample</h2><p>{}</p></section>"#,
-                    esc(&cex.headline())
+                    esc(&headline(cex))
                 );
             }
         }
@@ -145,78 +129,82 @@ pub fn render(input: &ReportInput) -> String {
     out
 }
 
-fn header(out: &mut String, input: &ReportInput, checks: &Checks) {
-    let v = esc(&checks.verdict);
+fn header(out: &mut String, input: &ReportInput) {
+    let results = &input.results;
+    let v = results.verdict().name();
     let _ = write!(
         out,
         r#"<header><h1>{}</h1><span id="verdict" class="verdict v-{v}">{v}</span>"#,
         esc(&input.title)
     );
     let mut reasons: Vec<String> = Vec::new();
-    if let Some(e) = &checks.error {
+    if let Some(e) = results.error() {
         reasons.push(format!("the run failed: {e}"));
     }
-    if let Some(lin) = checks.linear {
-        let verdict = lin.get("verdict").and_then(Value::as_str).unwrap_or("?");
+    if let Some(lin) = results.linearizable() {
         let mut r = format!(
-            "linearizable ({}): {verdict}",
-            checks.model.as_deref().unwrap_or("?")
+            "linearizable ({}): {}",
+            results.model().as_deref().unwrap_or("?"),
+            lin.verdict.name()
         );
         if let Some(l) = unknown_limit(lin) {
             r.push_str(&format!(", stopped by {l}"));
         }
-        if let Some(s) = lin.get("stats") {
-            let n = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0);
-            r.push_str(&format!(
-                " — searched {} of {} ops in {} partitions, {} states, {} ms",
-                n("ops_searched"),
-                n("ops"),
-                n("partitions"),
-                n("states_explored"),
-                n("elapsed_ms")
-            ));
-        }
+        let s = &lin.stats;
+        r.push_str(&format!(
+            " — searched {} of {} ops in {} partitions, {} states, {} ms",
+            s.ops_searched, s.ops, s.partitions, s.states_explored, s.elapsed_ms
+        ));
         reasons.push(r);
     }
-    if let Some(f) = checks.fencing {
-        let n = |k: &str| f.get(k).and_then(Value::as_u64).unwrap_or(0);
-        let valid = f.get("valid").and_then(Value::as_bool).unwrap_or(false);
+    if let Results::Check(c) = results {
+        if let Some(reading) = &c.reading {
+            reasons.push(format!("read as: {reading}"));
+        }
+    }
+    if let Some(f) = results.fencing() {
         reasons.push(format!(
             "fencing: {} — {} tokens granted, {} writes accepted, {} rejected as stale{}",
-            if valid { "valid" } else { "invalid" },
-            n("acquires_ok"),
-            n("writes_accepted"),
-            n("writes_rejected"),
-            if valid {
+            if f.valid { "valid" } else { "invalid" },
+            f.acquires_ok,
+            f.writes_accepted,
+            f.writes_rejected,
+            if f.valid {
                 String::new()
             } else {
-                format!(", {} violation(s)", n("violations_total"))
+                format!(", {} violation(s)", f.violations_total)
             }
         ));
     }
     for r in &reasons {
         let _ = write!(out, r#"<p class="reason">{}</p>"#, esc(r));
     }
-    if let Some(x) = input.results.get("exercised") {
-        if let Some(c) = x.get("counts") {
-            let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
+    if let Some(x) = results.exercised() {
+        let c = &x.counts;
+        let _ = write!(
+            out,
+            r#"<p>ops invoked {}: ok {}, fail {}, info {}; nemesis events {}{}</p>"#,
+            c.invoke,
+            c.ok,
+            c.fail,
+            c.info,
+            c.nemesis,
+            if x.cancelled {
+                " — the run was cancelled"
+            } else {
+                ""
+            }
+        );
+        for (kind, why) in &x.faults_skipped {
             let _ = write!(
                 out,
-                r#"<p>ops invoked {}: ok {}, fail {}, info {}; nemesis events {}{}</p>"#,
-                n("invoke"),
-                n("ok"),
-                n("fail"),
-                n("info"),
-                n("nemesis"),
-                if x.get("cancelled").and_then(Value::as_bool) == Some(true) {
-                    " — the run was cancelled"
-                } else {
-                    ""
-                }
+                r#"<p class="note">The {} fault was skipped: {}. This run is no evidence about it.</p>"#,
+                esc(kind),
+                esc(why)
             );
         }
     }
-    if let Some(f) = checks.fencing {
+    if let Some(f) = results.fencing() {
         let vs = fencing_violations(f);
         if !vs.is_empty() {
             out.push_str(r#"<section id="fencing"><h2>Fencing violations</h2><ul>"#);
@@ -315,7 +303,7 @@ struct CexView {
     window: Option<(f64, f64)>,
 }
 
-fn cex_view(tl: &Timeline, cex: &Cex) -> CexView {
+fn cex_view(tl: &Timeline, cex: &Counterexample) -> CexView {
     let mut marks = HashMap::new();
     for op in &cex.prefix {
         if let Some(i) = tl.find(op) {
@@ -387,12 +375,12 @@ fn op_row(out: &mut String, op: &Op, class: &str, tl: &Timeline) {
     );
 }
 
-fn counterexample(out: &mut String, tl: &Timeline, cex: &Cex) {
+fn counterexample(out: &mut String, tl: &Timeline, cex: &Counterexample) {
     let view = cex_view(tl, cex);
     let _ = write!(
         out,
         r#"<section id="counterexample"><h2>Counterexample</h2><p class="reason">{}</p>"#,
-        esc(&cex.headline())
+        esc(&headline(cex))
     );
     out.push_str("<h3>Ops that cannot be linearized</h3><table><tr><th>op</th><th>process</th><th>operation</th><th>outcome</th><th>invoked</th><th>completed</th></tr>");
     op_row(out, &cex.failed, "failed", tl);
@@ -462,7 +450,7 @@ fn counterexample(out: &mut String, tl: &Timeline, cex: &Cex) {
     out.push_str("</section>");
 }
 
-fn plots(out: &mut String, tl: &Timeline, cex: Option<&Cex>) {
+fn plots(out: &mut String, tl: &Timeline, cex: Option<&Counterexample>) {
     let n = tl.bars.len();
     let view = cex.map(|c| cex_view(tl, c));
     let full = XAxis::new(0.0, tl.end);

@@ -8,8 +8,8 @@ use std::fmt::Write;
 
 use faultline_checker::Outcome;
 
+use super::html::esc;
 use super::ops::{Bar, Period, Timeline};
-use super::page::esc;
 
 pub const WIDTH: f64 = 1300.0;
 const LEFT: f64 = 70.0;

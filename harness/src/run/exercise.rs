@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use faultline_nemeses::{Cluster, Nemesis, Schedule, ScheduleConfig, ScheduleReport};
 use faultline_workloads::runner::FinalReads;
-use faultline_workloads::{CountsSnapshot, KeySpace, Recorder, Runner, RunnerConfig, RunnerReport};
-use serde::Serialize;
+use faultline_workloads::{KeySpace, Recorder, Runner, RunnerConfig, RunnerReport};
 use tokio::sync::watch;
 
 use super::config::TestConfig;
 use super::nemesis_log::HistoryLog;
 use super::progress::LiveProgress;
 use super::run_dir::RunDir;
+use crate::results::Exercised;
 use crate::target::{AnyClient, TargetClient, TargetError, TargetLeader};
 
 /// Time allowed to copy one node's logs.
@@ -35,24 +35,6 @@ pub enum RunError {
     Recorder(#[from] faultline_workloads::RecorderError),
     #[error("cancelled before the workload started")]
     Cancelled,
-}
-
-/// What the active part of the run did.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Exercised {
-    pub counts: CountsSnapshot,
-    pub events_written: u64,
-    pub ops_issued: u64,
-    pub final_reads_ok: usize,
-    pub final_reads_failed: Vec<String>,
-    pub faults_started: std::collections::BTreeMap<String, u64>,
-    pub fault_failures: u64,
-    pub heal_errors: Vec<String>,
-    pub restarted_at_heal: Vec<String>,
-    pub log_errors: Vec<String>,
-    /// Ctrl-C (or the caller) stopped the run early; the final reads were skipped.
-    pub cancelled: bool,
-    pub workload_ms: u64,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -239,6 +221,7 @@ pub async fn exercise(
         final_reads_ok: finals.read.len(),
         final_reads_failed: finals.unread,
         faults_started: nemesis.started,
+        faults_skipped: nemesis.skipped,
         fault_failures: nemesis.failures,
         heal_errors: nemesis.heal.errors,
         restarted_at_heal: nemesis

@@ -10,83 +10,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use faultline_checker::fencing::FencingReport;
 use faultline_checker::format::{read_path, Format};
-use faultline_checker::stats::Stats;
-use faultline_checker::{
-    CheckResult, Event, History, HistoryError, Limits, ModelKind, ModelSpec, Value,
-};
+use faultline_checker::{Event, History, HistoryError, Limits, ModelKind, ModelSpec, Value};
 use faultline_workloads::Workload;
-use serde::Serialize;
+
+use crate::results::{Judgement, Verdict};
 
 /// Memory the linearizability search may use before giving up with `unknown`.
 pub const CHECK_MAX_MEMORY_BYTES: u64 = 4 << 30;
-
-/// The run's overall verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunVerdict {
-    Valid,
-    Invalid,
-    Unknown,
-    /// The run itself failed (cluster did not start, history unreadable...).
-    Error,
-}
-
-impl RunVerdict {
-    /// 0 valid, 1 invalid, 2 unknown, 3 error (DESIGN.md).
-    pub fn exit_code(self) -> u8 {
-        match self {
-            RunVerdict::Valid => 0,
-            RunVerdict::Invalid => 1,
-            RunVerdict::Unknown => 2,
-            RunVerdict::Error => 3,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            RunVerdict::Valid => "valid",
-            RunVerdict::Invalid => "invalid",
-            RunVerdict::Unknown => "unknown",
-            RunVerdict::Error => "error",
-        }
-    }
-}
-
-/// Everything the checks concluded.
-#[derive(Clone, Debug, Serialize)]
-pub struct Judgement {
-    pub verdict: RunVerdict,
-    /// The model the linearizability check used.
-    pub model: ModelKind,
-    pub linearizable: CheckResult,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fencing: Option<FencingReport>,
-    pub stats: Stats,
-}
-
-impl Judgement {
-    /// One line for a terminal: why the verdict is what it is.
-    pub fn reason(&self) -> String {
-        let mut parts = vec![format!(
-            "linearizable ({}): {}",
-            self.model,
-            self.linearizable.verdict.name()
-        )];
-        if let faultline_checker::Verdict::Unknown { limit } = &self.linearizable.verdict {
-            parts.push(format!("stopped by {limit}"));
-        }
-        if let Some(f) = &self.fencing {
-            parts.push(if f.valid {
-                "fencing: valid".to_string()
-            } else {
-                format!("fencing: invalid, {} violation(s)", f.violations_total)
-            });
-        }
-        parts.join("; ")
-    }
-}
 
 /// The lock workload's registers as a plain read/write history: `fenced-write [token v]`
 /// becomes `write v`; lock operations are dropped (they are judged by the fencing check).
@@ -155,11 +86,11 @@ pub fn judge(
     };
     let verdict = if linearizable.verdict.is_invalid() || fencing.as_ref().is_some_and(|f| !f.valid)
     {
-        RunVerdict::Invalid
+        Verdict::Invalid
     } else if linearizable.verdict.is_unknown() {
-        RunVerdict::Unknown
+        Verdict::Unknown
     } else {
-        RunVerdict::Valid
+        Verdict::Valid
     };
     Ok(Judgement {
         verdict,
@@ -206,7 +137,7 @@ mod tests {
         ];
         let f = write_history(&valid);
         let j = judge(f.path(), Workload::Register, Duration::from_secs(10)).unwrap();
-        assert_eq!(j.verdict, RunVerdict::Valid, "{}", j.reason());
+        assert_eq!(j.verdict, Verdict::Valid, "{}", j.reason());
         assert_eq!(j.model, ModelKind::CasRegister);
         let mut stale = valid.to_vec();
         stale.extend([
@@ -217,7 +148,7 @@ mod tests {
         ]);
         let f = write_history(&stale);
         let j = judge(f.path(), Workload::Register, Duration::from_secs(10)).unwrap();
-        assert_eq!(j.verdict, RunVerdict::Invalid);
+        assert_eq!(j.verdict, Verdict::Invalid);
         assert_eq!(j.verdict.exit_code(), 1);
     }
 
@@ -237,7 +168,7 @@ mod tests {
         ];
         let f = write_history(&events);
         let j = judge(f.path(), Workload::Lock, Duration::from_secs(10)).unwrap();
-        assert_eq!(j.verdict, RunVerdict::Valid, "{}", j.reason());
+        assert_eq!(j.verdict, Verdict::Valid, "{}", j.reason());
         assert!(j.fencing.as_ref().unwrap().valid);
         // A later write with a lower token accepted: fencing violation.
         events.extend([
@@ -250,7 +181,7 @@ mod tests {
         ]);
         let f = write_history(&events);
         let j = judge(f.path(), Workload::Lock, Duration::from_secs(10)).unwrap();
-        assert_eq!(j.verdict, RunVerdict::Invalid, "{}", j.reason());
+        assert_eq!(j.verdict, Verdict::Invalid, "{}", j.reason());
         assert!(j.reason().contains("fencing: invalid"), "{}", j.reason());
     }
 

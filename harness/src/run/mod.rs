@@ -26,67 +26,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faultline_nemeses::Cluster;
-use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::backend::external::ExternalCluster;
 use crate::backend::{StartLog, StartRequest, Started};
+use crate::results::{Exercised, RunResults, Verdict, SCHEMA_VERSION};
 
 pub use config::{TestArgs, TestConfig};
-pub use exercise::{Exercised, RunError};
-pub use judge::{Judgement, RunVerdict};
+pub use exercise::RunError;
 pub use run_dir::RunDir;
 
 use progress::LiveProgress;
-
-/// How a run ended.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunOutcome {
-    pub verdict: RunVerdict,
-    pub test: String,
-    pub run_dir: PathBuf,
-    pub seed: u64,
-    /// Why the run failed, when `verdict` is `error`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exercised: Option<Exercised>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub judgement: Option<Judgement>,
-    pub total_ms: u64,
-}
-
-impl RunOutcome {
-    pub fn exit_code(&self) -> u8 {
-        self.verdict.exit_code()
-    }
-
-    /// The verdict line: `valid  results/raftkv-register/20261123T112233  seed 42  ...`.
-    pub fn summary(&self) -> String {
-        let mut s = format!(
-            "{}  {}  seed {}",
-            self.verdict.name(),
-            self.run_dir.display(),
-            self.seed
-        );
-        if let Some(x) = &self.exercised {
-            s.push_str(&format!(
-                "  ops {} (ok {}, fail {}, info {})",
-                x.counts.invoke, x.counts.ok, x.counts.fail, x.counts.info
-            ));
-            if x.cancelled {
-                s.push_str("  [cancelled]");
-            }
-        }
-        if let Some(j) = &self.judgement {
-            s.push_str(&format!("  {}", j.reason()));
-        }
-        if let Some(e) = &self.error {
-            s.push_str(&format!("  error: {e}"));
-        }
-        s
-    }
-}
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -122,7 +72,7 @@ fn cancel_on_signal() -> watch::Receiver<bool> {
 /// Runs one test against a cluster of the target on the configured backend. Errors only
 /// for a results folder that cannot be created; every other failure is an outcome with
 /// verdict `error` (exit code 3) and is recorded in the folder.
-pub async fn run_test(config: TestConfig) -> anyhow::Result<RunOutcome> {
+pub async fn run_test(config: TestConfig) -> anyhow::Result<RunResults> {
     config.validate()?;
     if !config.target_options.endpoints.is_empty() {
         let external = Arc::new(ExternalCluster::new(&config.target_options.endpoints));
@@ -199,7 +149,7 @@ pub async fn run_with_cluster(
     config: TestConfig,
     cluster: Arc<dyn Cluster>,
     cancel: watch::Receiver<bool>,
-) -> anyhow::Result<RunOutcome> {
+) -> anyhow::Result<RunResults> {
     config.validate()?;
     let started = Instant::now();
     let dir = RunDir::create(&config)?;
@@ -226,7 +176,7 @@ async fn conclude(
     dir: &RunDir,
     started: Instant,
     exercised: Result<Exercised, RunError>,
-) -> RunOutcome {
+) -> RunResults {
     let exercised = match exercised {
         Ok(x) => x,
         Err(e) => return failed(config, dir, started, e.to_string(), None),
@@ -259,7 +209,8 @@ async fn conclude(
             )
         }
     };
-    let outcome = RunOutcome {
+    let outcome = RunResults {
+        schema_version: SCHEMA_VERSION,
         verdict: judgement.verdict,
         test: config.test_name(),
         run_dir: dir.path().to_path_buf(),
@@ -279,10 +230,11 @@ fn failed(
     started: Instant,
     error: String,
     exercised: Option<Exercised>,
-) -> RunOutcome {
+) -> RunResults {
     dir.log(&format!("run failed: {error}"));
-    let outcome = RunOutcome {
-        verdict: RunVerdict::Error,
+    let outcome = RunResults {
+        schema_version: SCHEMA_VERSION,
+        verdict: Verdict::Error,
         test: config.test_name(),
         run_dir: dir.path().to_path_buf(),
         seed: config.seed,
@@ -295,7 +247,7 @@ fn failed(
     outcome
 }
 
-fn write_results(dir: &RunDir, outcome: &RunOutcome) {
+fn write_results(dir: &RunDir, outcome: &RunResults) {
     if let Err(e) = dir.write_json("results.json", outcome) {
         tracing::error!("writing results.json: {e}");
     }
@@ -309,12 +261,12 @@ pub fn command(args: TestArgs) -> ExitCode {
     ExitCode::from(execute(args).code)
 }
 
-/// What [`execute`] returns: the exit code, the test's name, and the run's results as
-/// JSON (what `results.json` holds, or an error object when the run could not start).
+/// What [`execute`] returns: the exit code, the test's name, and the run's results (what
+/// `results.json` holds, or an `error` when the run could not start).
 pub struct Executed {
     pub code: u8,
     pub test: String,
-    pub results: serde_json::Value,
+    pub results: RunResults,
 }
 
 /// Runs a test from its flags: the start line (with the seed to repeat it), the run, the
@@ -322,10 +274,11 @@ pub struct Executed {
 pub fn execute(args: TestArgs) -> Executed {
     let config = args.to_config();
     let test = config.test_name();
+    let seed = config.seed;
     let failed = |error: String| Executed {
-        code: RunVerdict::Error.exit_code(),
+        code: Verdict::Error.exit_code(),
         test: test.clone(),
-        results: serde_json::json!({"verdict": "error", "test": test, "error": error}),
+        results: RunResults::failed(&test, PathBuf::new(), seed, error),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -360,7 +313,7 @@ pub fn execute(args: TestArgs) -> Executed {
             Executed {
                 code: outcome.exit_code(),
                 test: test.clone(),
-                results: serde_json::to_value(&outcome).unwrap_or_default(),
+                results: outcome,
             }
         }
         Err(e) => {

@@ -6,9 +6,8 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
-use crate::report::page::esc;
+use crate::report::html::esc;
+use crate::results::{read_run, RunResults};
 
 /// At most this many runs are listed (the newest); older ones are still served.
 pub const MAX_RUNS: usize = 5000;
@@ -16,13 +15,13 @@ pub const MAX_RUNS: usize = 5000;
 pub const MAX_FILES_PER_RUN: usize = 64;
 
 /// One run folder and what the index shows of it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Run {
     pub test: String,
     /// The folder name, `YYYYmmddTHHMMSS`.
     pub ts: String,
-    /// From `results.json`; `None` when it is missing or unreadable.
-    pub results: Option<Value>,
+    /// From `results.json`: `None` when there is none, the error when it cannot be read.
+    pub results: Option<Result<RunResults, String>>,
     /// Files in the folder, relative to it, `/`-separated, sorted.
     pub files: Vec<String>,
 }
@@ -74,9 +73,9 @@ pub fn list(root: &Path) -> Vec<Run> {
             if !results_path.is_file() && !dir.join(crate::report::REPORT_FILE).is_file() {
                 continue;
             }
-            let results = std::fs::read(&results_path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+            let results = results_path
+                .is_file()
+                .then(|| read_run(&results_path).map_err(|e| e.to_string()));
             let mut files = Vec::new();
             files_in(&dir, "", 2, &mut files);
             runs.push(Run {
@@ -165,21 +164,24 @@ th{background:#f8f9fa} td.num{text-align:right;font-variant-numeric:tabular-nums
 pub fn render(root: &Path, runs: &[Run]) -> String {
     let mut rows = String::new();
     for run in runs {
-        let r = run.results.as_ref();
-        let field = |k: &str| r.and_then(|r| r.get(k));
-        let count = |k: &str| {
-            r.and_then(|r| r.pointer(&format!("/exercised/counts/{k}")))
-                .and_then(Value::as_u64)
-                .map_or_else(|| "".to_string(), |n| n.to_string())
+        let r = run.results.as_ref().and_then(|r| r.as_ref().ok());
+        let counts = r.and_then(|r| r.exercised.as_ref()).map(|x| x.counts);
+        let count = |n: fn(&faultline_workloads::CountsSnapshot) -> u64| {
+            counts
+                .as_ref()
+                .map_or_else(String::new, |c| n(c).to_string())
         };
-        let verdict = field("verdict").and_then(Value::as_str).unwrap_or("?");
-        let seed = field("seed").map_or_else(String::new, |s| match s {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-        let duration = field("total_ms")
-            .and_then(Value::as_u64)
-            .map_or_else(String::new, pretty_ms);
+        let verdict = match &run.results {
+            Some(Ok(r)) => r.verdict.name(),
+            Some(Err(_)) => "unreadable",
+            None => "?",
+        };
+        let seed = r.map_or_else(String::new, |r| r.seed.to_string());
+        let duration = r.map_or_else(String::new, |r| pretty_ms(r.total_ms));
+        let why = match &run.results {
+            Some(Err(e)) => format!(r#" title="{}""#, esc(e)),
+            _ => String::new(),
+        };
         let base = format!(
             "/runs/{}/{}/",
             encode_segment(&run.test),
@@ -210,7 +212,7 @@ pub fn render(root: &Path, runs: &[Run]) -> String {
             concat!(
                 r#"<tr class="run" data-test="{test}" data-ts="{ts}" data-verdict="{verdict}">"#,
                 r#"<td>{test}</td><td>{time}</td>"#,
-                r#"<td><span class="verdict" style="background:{colour}">{verdict}</span></td>"#,
+                r#"<td><span class="verdict" style="background:{colour}"{why}>{verdict}</span></td>"#,
                 r#"<td class="num">{invoke}</td><td class="num">{ok}</td><td class="num">{fail}</td><td class="num">{info}</td>"#,
                 r#"<td class="num">{seed}</td><td class="num">{duration}</td>"#,
                 r#"<td>{report}</td><td class="files">{files}</td></tr>"#,
@@ -221,10 +223,11 @@ pub fn render(root: &Path, runs: &[Run]) -> String {
             time = esc(&pretty_ts(&run.ts)),
             verdict = esc(verdict),
             colour = verdict_colour(verdict),
-            invoke = count("invoke"),
-            ok = count("ok"),
-            fail = count("fail"),
-            info = count("info"),
+            why = why,
+            invoke = count(|c| c.invoke),
+            ok = count(|c| c.ok),
+            fail = count(|c| c.fail),
+            info = count(|c| c.info),
             seed = esc(&seed),
             duration = esc(&duration),
             report = report,
@@ -282,12 +285,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("t/20260101T000000");
         std::fs::create_dir_all(&run).unwrap();
-        std::fs::write(run.join("results.json"), r#"{"verdict":"valid"}"#).unwrap();
+        let mut results = RunResults::failed("t", run.clone(), 3, String::new());
+        results.verdict = crate::results::Verdict::Valid;
+        results.error = None;
+        std::fs::write(
+            run.join("results.json"),
+            serde_json::to_string(&results).unwrap(),
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("t/20260102T000000")).unwrap();
+        std::fs::write(dir.path().join("t/20260102T000000/results.json"), "{").unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink(&run, dir.path().join("t/latest")).unwrap();
         let runs = list(dir.path());
-        assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].files, vec!["results.json".to_string()]);
-        assert!(render(dir.path(), &runs).contains(r#"data-verdict="valid""#));
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[1].files, vec!["results.json".to_string()]);
+        let page = render(dir.path(), &runs);
+        assert!(page.contains(r#"data-verdict="valid""#), "{page}");
+        // A results file that does not read says so, with the reason on hover.
+        assert!(page.contains(r#"data-verdict="unreadable""#), "{page}");
+        assert!(page.contains("not a faultline results file"), "{page}");
     }
 }

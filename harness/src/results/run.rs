@@ -1,0 +1,150 @@
+//! [`RunResults`]: a run's `results.json`: how the run went ([`Exercised`]) and what the
+//! checks concluded ([`Judgement`]), or why it failed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use faultline_checker::fencing::FencingReport;
+use faultline_checker::stats::Stats;
+use faultline_checker::{CheckResult, ModelKind};
+use faultline_workloads::CountsSnapshot;
+use serde::{Deserialize, Serialize};
+
+use super::{Verdict, SCHEMA_VERSION};
+
+/// What one `faultline test` run wrote to `results.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunResults {
+    /// The schema this was written in ([`SCHEMA_VERSION`]); files from before versions
+    /// were numbered read as 1.
+    #[serde(default = "super::unversioned")]
+    pub schema_version: u32,
+    pub verdict: Verdict,
+    pub test: String,
+    pub run_dir: PathBuf,
+    pub seed: u64,
+    /// Why the run failed, when `verdict` is `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exercised: Option<Exercised>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judgement: Option<Judgement>,
+    pub total_ms: u64,
+}
+
+impl RunResults {
+    /// A run that failed before it could be judged.
+    pub fn failed(test: &str, run_dir: PathBuf, seed: u64, error: String) -> RunResults {
+        RunResults {
+            schema_version: SCHEMA_VERSION,
+            verdict: Verdict::Error,
+            test: test.to_string(),
+            run_dir,
+            seed,
+            error: Some(error),
+            exercised: None,
+            judgement: None,
+            total_ms: 0,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.verdict.exit_code()
+    }
+
+    /// The verdict line: `valid  results/raftkv-register/20261123T112233  seed 42  ...`.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{}  {}  seed {}",
+            self.verdict.name(),
+            self.run_dir.display(),
+            self.seed
+        );
+        if let Some(x) = &self.exercised {
+            s.push_str(&format!(
+                "  ops {} (ok {}, fail {}, info {})",
+                x.counts.invoke, x.counts.ok, x.counts.fail, x.counts.info
+            ));
+            if x.cancelled {
+                s.push_str("  [cancelled]");
+            }
+            if !x.faults_skipped.is_empty() {
+                let kinds: Vec<&str> = x.faults_skipped.keys().map(String::as_str).collect();
+                s.push_str(&format!("  [faults skipped: {}]", kinds.join(", ")));
+            }
+        }
+        if let Some(j) = &self.judgement {
+            s.push_str(&format!("  {}", j.reason()));
+        }
+        if let Some(e) = &self.error {
+            s.push_str(&format!("  error: {e}"));
+        }
+        s
+    }
+
+    /// Whether the fencing check found a violation.
+    pub fn fencing_violation(&self) -> bool {
+        self.judgement
+            .as_ref()
+            .and_then(|j| j.fencing.as_ref())
+            .is_some_and(|f| !f.valid)
+    }
+}
+
+/// What the active part of the run did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Exercised {
+    pub counts: CountsSnapshot,
+    pub events_written: u64,
+    pub ops_issued: u64,
+    pub final_reads_ok: usize,
+    pub final_reads_failed: Vec<String>,
+    pub faults_started: BTreeMap<String, u64>,
+    /// Fault kinds the cluster could not inject at all, with why: the run is no evidence
+    /// about them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub faults_skipped: BTreeMap<String, String>,
+    pub fault_failures: u64,
+    pub heal_errors: Vec<String>,
+    pub restarted_at_heal: Vec<String>,
+    pub log_errors: Vec<String>,
+    /// Ctrl-C (or the caller) stopped the run early; the final reads were skipped.
+    pub cancelled: bool,
+    pub workload_ms: u64,
+}
+
+/// Everything the checks concluded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    /// The model the linearizability check used.
+    pub model: ModelKind,
+    pub linearizable: CheckResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing: Option<FencingReport>,
+    pub stats: Stats,
+}
+
+impl Judgement {
+    /// One line for a terminal: why the verdict is what it is.
+    pub fn reason(&self) -> String {
+        let mut parts = vec![format!(
+            "linearizable ({}): {}",
+            self.model,
+            self.linearizable.verdict.name()
+        )];
+        if let faultline_checker::Verdict::Unknown { limit } = &self.linearizable.verdict {
+            parts.push(format!("stopped by {limit}"));
+        }
+        if let Some(f) = &self.fencing {
+            parts.push(if f.valid {
+                "fencing: valid".to_string()
+            } else {
+                format!("fencing: invalid, {} violation(s)", f.violations_total)
+            });
+        }
+        parts.join("; ")
+    }
+}
