@@ -2,6 +2,11 @@
 //! it, for linearizability against a model or for fencing-token safety
 //! (`--model fencing`). Prints the verdict (or `--json`) on stdout and exits 0 valid,
 //! 1 invalid, 2 unknown (a limit was hit), 3 bad input.
+//!
+//! A linearizability check reads the history with the reading its format means (Knossos's
+//! for Jepsen EDN and logs, faultline's for JSONL; see `faultline_checker::Reading`),
+//! unless `--reading` names another; `--nil-read-any` and `--cas-fail-observed` turn one
+//! rule on over it. The reading in effect is printed with every such verdict.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -12,7 +17,9 @@ use std::time::Duration;
 
 use clap::Args;
 use faultline_checker::format::{self, Format};
-use faultline_checker::{fencing, stats, History, Limits, ModelKind, ModelSpec, Progress, Value};
+use faultline_checker::{
+    fencing, stats, History, Limits, ModelKind, ModelSpec, Progress, Reading, Value,
+};
 use serde_json::json;
 
 use super::exit;
@@ -47,13 +54,20 @@ pub struct CheckArgs {
     #[arg(long)]
     pub initial: Option<String>,
 
-    /// cas-register: read a failed cas as "happened, and saw a value other than `from`"
-    /// (Porcupine's etcd semantics) instead of Jepsen's "did not happen".
+    /// What the history's ops mean: knossos (an ok read of nil is "value unknown", a
+    /// failed op did not happen), faultline (as knossos, but a read of nil saw nil) or
+    /// porcupine (a read of nil saw nil; a failed cas happened and saw a value other
+    /// than `from`). Default: knossos for Jepsen EDN and logs, faultline for JSONL.
+    #[arg(long, value_name = "READING")]
+    pub reading: Option<Reading>,
+
+    /// cas-register: also read a failed cas as "happened, and saw a value other than
+    /// `from`" (Porcupine's etcd semantics) instead of Jepsen's "did not happen".
     #[arg(long)]
     pub cas_fail_observed: bool,
 
-    /// register, cas-register, kv: read an ok read that returned nil as "value unknown",
-    /// legal in any state (Knossos's models) instead of "saw nil".
+    /// register, cas-register, kv: also read an ok read that returned nil as "value
+    /// unknown", legal in any state (Knossos's models) instead of "saw nil".
     #[arg(long)]
     pub nil_read_any: bool,
 
@@ -103,6 +117,70 @@ impl fmt::Display for CheckModel {
     }
 }
 
+/// The reading a check uses, and where it came from, for the output.
+#[derive(Clone, Debug)]
+struct ReadingInEffect {
+    /// The named reading it starts from (`--reading`, or the format's).
+    base: Reading,
+    /// Whether `--reading` chose `base`.
+    chosen: bool,
+    /// The format the history was read as.
+    format: Format,
+    nil_read_any: bool,
+    cas_fail_observed: bool,
+}
+
+impl ReadingInEffect {
+    fn new(args: &CheckArgs, format: Format) -> ReadingInEffect {
+        let base = args.reading.unwrap_or(Reading::for_format(format));
+        ReadingInEffect {
+            base,
+            chosen: args.reading.is_some(),
+            format,
+            nil_read_any: base.nil_read_any() || args.nil_read_any,
+            cas_fail_observed: base.cas_fail_observed() || args.cas_fail_observed,
+        }
+    }
+
+    /// `spec` with these semantics.
+    fn apply(&self, mut spec: ModelSpec) -> ModelSpec {
+        spec.nil_read_any = self.nil_read_any;
+        spec.cas_fail_observed = self.cas_fail_observed;
+        spec
+    }
+
+    /// `knossos`, or `knossos+cas-fail-observed` when a flag added a rule.
+    fn name(&self) -> String {
+        self.base
+            .describe(&self.apply(ModelSpec::new(ModelKind::Register)))
+    }
+
+    /// Why this reading: `the default for edn`, `--reading`, plus any flags.
+    fn source(&self) -> String {
+        let mut why = if self.chosen {
+            format!("--reading {}", self.base)
+        } else {
+            format!("the default for {}; --reading to change", self.format)
+        };
+        for (on, flag) in [
+            (
+                self.nil_read_any && !self.base.nil_read_any(),
+                "--nil-read-any",
+            ),
+            (
+                self.cas_fail_observed && !self.base.cas_fail_observed(),
+                "--cas-fail-observed",
+            ),
+        ] {
+            if on {
+                why.push_str(", ");
+                why.push_str(flag);
+            }
+        }
+        why
+    }
+}
+
 /// Why `check` could not give a verdict; always exit 3.
 #[derive(Debug, thiserror::Error)]
 enum CheckError {
@@ -134,7 +212,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
 }
 
 fn check(args: &CheckArgs) -> Result<u8, CheckError> {
-    let history = format::read_path(&args.history, args.format)?;
+    let (history, read_as) = format::read_path_and_format(&args.history, args.format)?;
+    let reading = ReadingInEffect::new(args, read_as);
     tracing::info!(events = history.events.len(), path = %args.history.display(), "history read");
     let op_stats = if args.stats {
         Some(stats::compute(&history)?)
@@ -143,7 +222,7 @@ fn check(args: &CheckArgs) -> Result<u8, CheckError> {
     };
     let (code, mut out) = match args.model {
         CheckModel::Fencing => check_fencing(args, &history, op_stats)?,
-        CheckModel::Linear(kind) => check_linear(args, &history, kind, op_stats)?,
+        CheckModel::Linear(kind) => check_linear(args, &history, kind, &reading, op_stats)?,
     };
     if let Some(line) = history.cut_off_line {
         eprintln!(
@@ -158,7 +237,7 @@ fn check(args: &CheckArgs) -> Result<u8, CheckError> {
     if args.json {
         println!("{out}");
     }
-    write_outputs(args, history, out)?;
+    write_outputs(args, history, &reading, out)?;
     Ok(code)
 }
 
@@ -166,6 +245,7 @@ fn check(args: &CheckArgs) -> Result<u8, CheckError> {
 fn write_outputs(
     args: &CheckArgs,
     history: History,
+    reading: &ReadingInEffect,
     out: serde_json::Value,
 ) -> Result<(), CheckError> {
     let name = args.history.display().to_string();
@@ -178,10 +258,11 @@ fn write_outputs(
             config: json!({
                 "history": args.history,
                 "model": args.model.to_string(),
-                "format": args.format.as_str(),
+                "format": reading.format.as_str(),
                 "initial": args.initial,
-                "cas_fail_observed": args.cas_fail_observed,
-                "nil_read_any": args.nil_read_any,
+                "reading": reading.name(),
+                "cas_fail_observed": reading.cas_fail_observed,
+                "nil_read_any": reading.nil_read_any,
                 "timeout": format!("{:?}", args.timeout),
             }),
             results: out,
@@ -228,14 +309,13 @@ fn check_linear(
     args: &CheckArgs,
     history: &History,
     kind: ModelKind,
+    reading: &ReadingInEffect,
     op_stats: Option<stats::Stats>,
 ) -> Result<(u8, serde_json::Value), CheckError> {
-    let mut spec = ModelSpec::new(kind);
+    let mut spec = reading.apply(ModelSpec::new(kind));
     if let Some(text) = &args.initial {
         spec.initial = parse_value(text).ok_or_else(|| CheckError::Initial(text.clone()))?;
     }
-    spec.cas_fail_observed = args.cas_fail_observed;
-    spec.nil_read_any = args.nil_read_any;
     let progress = Arc::new(Progress::default());
     let limits = Limits {
         timeout: (!args.timeout.is_zero()).then_some(args.timeout),
@@ -255,6 +335,8 @@ fn check_linear(
     let mut out = json!({
         "history": args.history,
         "model": kind.as_str(),
+        "format": reading.format.as_str(),
+        "reading": reading.name(),
     });
     if let (Some(obj), Ok(serde_json::Value::Object(r))) =
         (out.as_object_mut(), serde_json::to_value(&result))
@@ -268,6 +350,7 @@ fn check_linear(
             args.history.display(),
             history.events.len()
         );
+        println!("reading: {} ({})", reading.name(), reading.source());
         println!("{kind}: {}", result.verdict);
         println!(
             "searched {} of {} ops in {} partitions: {} states, peak memory {}, {} ms",
@@ -308,6 +391,63 @@ fn parse_value(text: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// `faultline check h --model register` followed by `extra`.
+    fn args(extra: &[&str]) -> CheckArgs {
+        let argv = ["faultline", "check", "h", "--model", "register"];
+        let cli = crate::cli::Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
+        match cli.command {
+            crate::cli::Command::Check(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_reading_defaults_from_the_format_and_flags_override_it() {
+        let r = ReadingInEffect::new(&args(&[]), Format::Edn);
+        assert_eq!(r.name(), "knossos");
+        assert!(r.nil_read_any && !r.cas_fail_observed);
+        assert_eq!(r.source(), "the default for edn; --reading to change");
+        let r = ReadingInEffect::new(&args(&[]), Format::JepsenLog);
+        assert_eq!(r.name(), "knossos");
+        let r = ReadingInEffect::new(&args(&[]), Format::Jsonl);
+        assert_eq!(r.name(), "faultline");
+        assert!(!r.nil_read_any && !r.cas_fail_observed);
+
+        // --reading faultline turns nil-read-any off for a Jepsen file.
+        let r = ReadingInEffect::new(&args(&["--reading", "faultline"]), Format::Edn);
+        assert_eq!(r.name(), "faultline");
+        assert!(!r.nil_read_any);
+        assert_eq!(r.source(), "--reading faultline");
+        let spec = r.apply(ModelSpec::new(ModelKind::CasRegister));
+        assert!(!spec.nil_read_any && !spec.cas_fail_observed);
+
+        // A flag adds its rule, and the name says so.
+        let r = ReadingInEffect::new(&args(&["--cas-fail-observed"]), Format::Edn);
+        assert_eq!(r.name(), "knossos+cas-fail-observed");
+        assert_eq!(
+            r.source(),
+            "the default for edn; --reading to change, --cas-fail-observed"
+        );
+        let r = ReadingInEffect::new(&args(&["--nil-read-any"]), Format::Jsonl);
+        assert_eq!(r.name(), "knossos");
+        assert!(r.nil_read_any);
+        let r = ReadingInEffect::new(&args(&["--reading", "porcupine"]), Format::Jsonl);
+        assert_eq!(r.name(), "porcupine");
+        assert!(r.cas_fail_observed && !r.nil_read_any);
+
+        assert!(crate::cli::Cli::try_parse_from([
+            "faultline",
+            "check",
+            "h",
+            "--model",
+            "register",
+            "--reading",
+            "jepsen"
+        ])
+        .is_err());
+    }
 
     #[test]
     fn models_parse() {
