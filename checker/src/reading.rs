@@ -30,6 +30,12 @@ pub enum Reading {
     /// - an `info` op, or an invoke with no completion, may take effect once at any point
     ///   after its invoke, or never, with its invoke's value.
     /// - a cas `[from to]` takes effect only in state `from`, and then sets `to`.
+    ///
+    /// One difference is left: Knossos takes an `ok` write's or cas's value from its
+    /// completion (`knossos.history/complete`), the models here from its invoke. Jepsen's
+    /// clients complete a write or cas with the value they invoked it with, so the two
+    /// agree on Jepsen's histories; one whose completion names another value is read as
+    /// its invoke says.
     Knossos,
     /// faultline's own JSONL histories: as Knossos, except that an `ok` read of nil saw
     /// nil, the value of a register never written (or written nil). Our clients record
