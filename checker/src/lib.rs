@@ -12,10 +12,12 @@ pub mod format;
 pub mod gen;
 pub mod linear;
 pub mod model;
+pub mod reading;
 pub mod verdict;
 
 pub use linear::{check, check_with, Limits, Progress};
 pub use model::{Model, ModelKind, ModelSpec};
+pub use reading::Reading;
 pub use verdict::{CheckResult, Counterexample, SearchStats, Verdict};
 pub mod fencing;
 pub mod stats;

@@ -1,67 +1,82 @@
-//! Conformance: every history in `../shared/corpus/porcupine` gets the verdict
-//! Porcupine's own tests expect (`verdicts.tsv`): etcd logs with the cas-register model
-//! (initial nil), kv histories with the kv model (initial ""). Any mismatch fails the
-//! test, listing every one.
+//! Conformance: every history in `tests/data` gets the verdict its source's own tests
+//! expect, listed in each corpus's `verdicts.tsv` (file, expected verdict, reading).
+//!
+//! - `porcupine/`: Porcupine's etcd logs with the cas-register model (initial nil) and its
+//!   kv histories with the kv model (initial ""), under the reading Porcupine's models
+//!   mean (`porcupine`); every other reading gives the same verdicts there too.
+//! - `knossos/`: Knossos's cas-register histories with the cas-register model, initial 0
+//!   (as Knossos's `core_test.clj` checks them), under the reading their format gets by
+//!   default (Knossos's, for EDN).
+//!
+//! The data is part of the repository: a missing or unreadable file fails, and so does a
+//! file on disk that the manifest leaves out. Any mismatch fails the test, listing every
+//! one.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use faultline_checker::format::{read_path, Format};
-use faultline_checker::{check, Limits, ModelKind, ModelSpec, Value};
+use faultline_checker::format::{read_path_and_format, Format};
+use faultline_checker::{check, Limits, ModelKind, ModelSpec, Reading, Value};
 
-/// `$FAULTLINE_CORPUS/porcupine` when set (as `harness/tests/cli_check.rs`), else the
-/// shared corpus beside the repository.
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("FAULTLINE_CORPUS") {
-        Some(root) => PathBuf::from(root).join("porcupine"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/porcupine"),
-    };
-    dir.join("verdicts.tsv").exists().then_some(dir)
+fn data_dir(corpus: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(corpus)
 }
 
-fn spec_for(file: &str) -> ModelSpec {
-    if file.starts_with("kv/") {
-        ModelSpec::new(ModelKind::Kv).with_initial(Value::from(""))
-    } else {
-        ModelSpec::new(ModelKind::CasRegister)
-    }
+/// One row of a `verdicts.tsv`.
+struct Row {
+    file: String,
+    expected: String,
+    reading: Reading,
 }
 
-/// (file, expected verdict) from the manifest. Panics on a malformed row, a verdict
-/// other than `valid`/`invalid`, a duplicate row, or a history file in `etcd/` or `kv/`
-/// that the manifest leaves out: the test must cover every row and every file.
-fn manifest(dir: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(dir.join("verdicts.tsv")).expect("read verdicts.tsv");
+/// The rows of `dir/verdicts.tsv`. Panics on a missing manifest, a malformed row, a
+/// verdict other than `valid`/`invalid`, an unknown reading, a duplicate row, or a file in
+/// one of `subdirs` that the manifest leaves out: the test must cover every row and every
+/// file.
+fn manifest(dir: &Path, subdirs: &[&str]) -> Vec<Row> {
+    let path = dir.join("verdicts.tsv");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (the corpus is in the repository)", path.display()));
     let mut lines = text.lines();
     assert_eq!(
         lines.next().map(str::trim),
-        Some("file\texpected"),
-        "verdicts.tsv: unexpected header"
+        Some("file\texpected\treading"),
+        "{}: unexpected header",
+        path.display()
     );
-    let rows: Vec<(String, String)> = lines
+    let rows: Vec<Row> = lines
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            let Some((file, expected)) = l.split_once('\t') else {
+            let fields: Vec<&str> = l.split('\t').map(str::trim).collect();
+            let [file, expected, reading] = fields[..] else {
                 panic!(
-                    "verdicts.tsv line {}: expected file<TAB>verdict: {l:?}",
+                    "verdicts.tsv line {}: expected file<TAB>verdict<TAB>reading: {l:?}",
                     i + 2
                 );
             };
-            let expected = expected.trim();
             assert!(
                 matches!(expected, "valid" | "invalid"),
                 "verdicts.tsv line {}: verdict {expected:?} is not valid/invalid",
                 i + 2
             );
-            (file.to_string(), expected.to_string())
+            let reading = reading
+                .parse()
+                .unwrap_or_else(|e| panic!("verdicts.tsv line {}: {e}", i + 2));
+            Row {
+                file: file.to_string(),
+                expected: expected.to_string(),
+                reading,
+            }
         })
         .collect();
-    let listed: BTreeSet<&str> = rows.iter().map(|(f, _)| f.as_str()).collect();
+    let listed: BTreeSet<&str> = rows.iter().map(|r| r.file.as_str()).collect();
     assert_eq!(listed.len(), rows.len(), "verdicts.tsv lists a file twice");
     let mut on_disk = BTreeSet::new();
-    for sub in ["etcd", "kv"] {
+    for sub in subdirs {
         let rd = std::fs::read_dir(dir.join(sub)).unwrap_or_else(|e| panic!("{sub}/: {e}"));
         for entry in rd {
             let name = entry.expect("read corpus dir").file_name();
@@ -80,29 +95,29 @@ fn manifest(dir: &Path) -> Vec<(String, String)> {
     rows
 }
 
-/// Checks every file with `spec_for(file)` changed by `adjust`; returns the mismatches.
-fn run(dir: &Path, adjust: impl Fn(ModelSpec) -> ModelSpec) -> Vec<String> {
+/// Checks every row's file with `spec(row, format read as)`; returns the mismatches.
+fn run(dir: &Path, rows: &[Row], spec: impl Fn(&Row, Format) -> ModelSpec) -> Vec<String> {
     let limits = Limits {
         timeout: Some(Duration::from_secs(60)),
         ..Limits::default()
     };
     let mut mismatches = Vec::new();
-    let rows = manifest(dir);
-    eprintln!("checking {} corpus histories", rows.len());
-    for (file, expected) in rows {
-        let history = match read_path(&dir.join(&file), Format::Auto) {
-            Ok(h) => h,
+    eprintln!("checking {} histories in {}", rows.len(), dir.display());
+    for row in rows {
+        let file = &row.file;
+        let (history, format) = match read_path_and_format(&dir.join(file), Format::Auto) {
+            Ok(read) => read,
             Err(e) => {
                 mismatches.push(format!("{file}: cannot read: {e}"));
                 continue;
             }
         };
         let started = Instant::now();
-        let result = check(&history, &adjust(spec_for(&file)), &limits);
-        match result {
-            Ok(r) if r.verdict.name() == expected => {}
+        match check(&history, &spec(row, format), &limits) {
+            Ok(r) if r.verdict.name() == row.expected => {}
             Ok(r) => mismatches.push(format!(
-                "{file}: expected {expected}, got {} ({:?})",
+                "{file}: expected {}, got {} ({:?})",
+                row.expected,
                 r.verdict.name(),
                 started.elapsed()
             )),
@@ -112,55 +127,126 @@ fn run(dir: &Path, adjust: impl Fn(ModelSpec) -> ModelSpec) -> Vec<String> {
     mismatches
 }
 
+fn assert_none(mismatches: Vec<String>) {
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// Porcupine's model for a file: cas-register from nil for the etcd logs, kv from "" for
+/// the kv histories.
+fn porcupine_model(file: &str) -> ModelSpec {
+    if file.starts_with("kv/") {
+        ModelSpec::new(ModelKind::Kv).with_initial(Value::from(""))
+    } else {
+        ModelSpec::new(ModelKind::CasRegister)
+    }
+}
+
 #[test]
 fn porcupine_corpus_verdicts() {
-    let Some(dir) = corpus_dir() else {
-        panic!(
-            "corpus missing: expected {}/../../shared/corpus/porcupine/verdicts.tsv",
-            env!("CARGO_MANIFEST_DIR")
+    let dir = data_dir("porcupine");
+    let rows = manifest(&dir, &["etcd", "kv"]);
+    assert!(rows.iter().all(|r| r.reading == Reading::Porcupine));
+    assert_none(run(&dir, &rows, |row, _| {
+        porcupine_model(&row.file).with_reading(row.reading)
+    }));
+}
+
+/// The corpus gives the same verdicts under Knossos's reading (a Jepsen log's default:
+/// nil reads are unknown, failed cas did not happen) and faultline's (nil reads saw nil,
+/// failed cas did not happen) as under Porcupine's.
+#[test]
+fn porcupine_corpus_under_the_other_readings() {
+    let dir = data_dir("porcupine");
+    let rows = manifest(&dir, &["etcd", "kv"]);
+    for reading in [Reading::Knossos, Reading::Faultline] {
+        let mismatches = run(&dir, &rows, |row, _| {
+            porcupine_model(&row.file).with_reading(reading)
+        });
+        assert!(
+            mismatches.is_empty(),
+            "reading {reading}: {} mismatches:\n{}",
+            mismatches.len(),
+            mismatches.join("\n")
         );
-    };
-    let mismatches = run(&dir, |s| s);
-    assert!(
-        mismatches.is_empty(),
-        "{} mismatches:\n{}",
-        mismatches.len(),
-        mismatches.join("\n")
-    );
+    }
+}
+
+/// Knossos's model for its cas-register data: `(model/cas-register 0)`.
+fn knossos_model() -> ModelSpec {
+    ModelSpec::new(ModelKind::CasRegister).with_initial(Value::Int(0))
 }
 
 #[test]
-fn porcupine_corpus_with_failed_cas_observed() {
-    let Some(dir) = corpus_dir() else {
-        panic!("corpus missing");
-    };
-    let mismatches = run(&dir, |mut s| {
-        s.cas_fail_observed = true;
-        s
-    });
-    assert!(
-        mismatches.is_empty(),
-        "{} mismatches:\n{}",
-        mismatches.len(),
-        mismatches.join("\n")
-    );
+fn knossos_cas_register_verdicts() {
+    let dir = data_dir("knossos/cas-register");
+    let rows = manifest(&dir, &["good", "bad"]);
+    for row in &rows {
+        let expected = if row.file.starts_with("good/") {
+            "valid"
+        } else {
+            "invalid"
+        };
+        assert_eq!(
+            row.expected, expected,
+            "{}: verdict against its folder",
+            row.file
+        );
+    }
+    assert_none(run(&dir, &rows, |row, format| {
+        // The test is of the default reading for the file's format: the manifest only
+        // says which that is.
+        let reading = Reading::for_format(format);
+        assert_eq!(reading, row.reading, "{}: read as {format}", row.file);
+        knossos_model().with_reading(reading)
+    }));
 }
 
-/// Knossos reads an `ok` read of nil as "value unknown"; on this corpus that changes no
-/// verdict.
+/// Under faultline's reading (an ok read of nil saw nil) the good histories whose clients
+/// read nil before any write are invalid from 0, as `faultline check --initial 0` called
+/// them before EDN got Knossos's reading by default: the reading is what makes them valid,
+/// not a looser model. The bad ones stay invalid under every reading.
 #[test]
-fn porcupine_corpus_with_knossos_nil_reads() {
-    let Some(dir) = corpus_dir() else {
-        panic!("corpus missing");
+fn knossos_cas_register_under_faultline_reading() {
+    let dir = data_dir("knossos/cas-register");
+    let rows = manifest(&dir, &["good", "bad"]);
+    let limits = Limits::default();
+    let verdict = |file: &str, reading: Reading| {
+        let (h, _) = read_path_and_format(&dir.join(file), Format::Auto).unwrap();
+        let r = check(&h, &knossos_model().with_reading(reading), &limits).unwrap();
+        r.verdict.name().to_string()
     };
-    let mismatches = run(&dir, |mut s| {
-        s.nil_read_any = true;
-        s
-    });
-    assert!(
-        mismatches.is_empty(),
-        "{} mismatches:\n{}",
-        mismatches.len(),
-        mismatches.join("\n")
+    let invalid_as_faultline: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.expected == "valid")
+        .filter(|r| verdict(&r.file, Reading::Faultline) == "invalid")
+        .map(|r| r.file.as_str())
+        .collect();
+    assert_eq!(
+        invalid_as_faultline,
+        [
+            "good/memstress3-25.edn",
+            "good/memstress3-50.edn",
+            "good/memstress3-93.edn",
+            "good/memstress3-94.edn",
+            "good/memstress3-95.edn",
+            "good/memstress3-96.edn",
+            "good/memstress3-98.edn",
+            "good/memstress3-99.edn",
+        ]
     );
+    for row in rows.iter().filter(|r| r.expected == "invalid") {
+        for reading in Reading::ALL {
+            assert_eq!(
+                verdict(&row.file, reading),
+                "invalid",
+                "{} {reading}",
+                row.file
+            );
+        }
+    }
 }

@@ -10,20 +10,9 @@ use proptest::prelude::*;
 
 const FORMATS: [Format; 4] = [Format::Auto, Format::Jsonl, Format::Edn, Format::JepsenLog];
 
+/// Porcupine's histories, part of the repository (`tests/data/porcupine`).
 fn corpus_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("FAULTLINE_CORPUS") {
-        return PathBuf::from(dir).join("porcupine");
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        manifest.join("../../shared/corpus/porcupine"),
-        manifest.join("../corpus/porcupine"),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.join("verdicts.tsv").is_file())
-        .cloned()
-        .unwrap_or_else(|| panic!("corpus not found; looked in {candidates:?}"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/porcupine")
 }
 
 /// Every file named in the corpus manifest reads with auto-detection into a history whose

@@ -1,23 +1,19 @@
 //! `faultline check` end to end: the built binary on corpus files, on generated fencing
 //! histories and on malformed input; exit codes, messages and JSON.
+//!
+//! Porcupine's corpus (`checker/tests/data/porcupine`, part of the repository) is checked
+//! with `--reading porcupine`, the meaning its verdicts assume (its README).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The checker crate's test data, part of the repository.
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../checker/tests/data")
+}
+
 fn corpus() -> PathBuf {
-    if let Ok(dir) = std::env::var("FAULTLINE_CORPUS") {
-        return PathBuf::from(dir).join("porcupine");
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        manifest.join("../../shared/corpus/porcupine"),
-        manifest.join("../corpus/porcupine"),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.join("verdicts.tsv").is_file())
-        .cloned()
-        .unwrap_or_else(|| panic!("corpus not found; looked in {candidates:?}"))
+    data_dir().join("porcupine")
 }
 
 fn faultline(args: &[&str]) -> Output {
@@ -57,10 +53,16 @@ fn invalid_etcd_log_exits_1_with_counterexample() {
         &corpus_file("etcd/etcd_000.log"),
         "--model",
         "cas-register",
+        "--reading",
+        "porcupine",
     ]);
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("cas-register: invalid"), "{out}");
+    assert!(
+        out.contains("reading: porcupine (--reading porcupine)"),
+        "{out}"
+    );
     assert!(out.contains("cannot take effect next"), "{out}");
 }
 
@@ -73,13 +75,17 @@ fn kv_corpus_verdicts_and_json() {
         "kv",
         "--initial",
         "\"\"",
+        "--reading",
+        "porcupine",
         "--json",
     ]);
     assert_eq!(code(&ok), 0, "{}{}", stdout(&ok), stderr(&ok));
     let j: serde_json::Value = serde_json::from_str(stdout(&ok).trim()).unwrap();
     assert_eq!(j["verdict"], "valid");
     assert_eq!(j["model"], "kv");
-    assert_eq!(j["stats"]["partitions"], 10);
+    assert_eq!(j["reading"], "porcupine");
+    assert_eq!(j["format"], "edn");
+    assert_eq!(j["linearizable"]["stats"]["partitions"], 10);
 
     let bad = faultline(&[
         "check",
@@ -88,6 +94,8 @@ fn kv_corpus_verdicts_and_json() {
         "kv",
         "--initial",
         "\"\"",
+        "--reading",
+        "porcupine",
         "--json",
     ]);
     assert_eq!(code(&bad), 1, "{}{}", stdout(&bad), stderr(&bad));
@@ -103,6 +111,8 @@ fn memory_limit_gives_unknown() {
         &corpus_file("etcd/etcd_002.log"),
         "--model",
         "cas-register",
+        "--reading",
+        "porcupine",
         "--max-memory",
         "1KiB",
     ]);
@@ -295,7 +305,14 @@ fn stats_flag_adds_latency_table_and_json() {
 #[test]
 fn invalid_counterexample_in_text_and_json() {
     let h = corpus_file("etcd/etcd_000.log");
-    let o = faultline(&["check", &h, "--model", "cas-register"]);
+    let o = faultline(&[
+        "check",
+        &h,
+        "--model",
+        "cas-register",
+        "--reading",
+        "porcupine",
+    ]);
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     let text = stdout(&o);
     for part in [
@@ -306,22 +323,34 @@ fn invalid_counterexample_in_text_and_json() {
         assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
 
-    let o = faultline(&["check", &h, "--model", "cas-register", "--json"]);
+    let o = faultline(&[
+        "check",
+        &h,
+        "--model",
+        "cas-register",
+        "--reading",
+        "porcupine",
+        "--json",
+    ]);
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(j["verdict"], "invalid");
     assert_eq!(j["model"], "cas-register");
-    let prefix = j["prefix"].as_array().expect("prefix is an array");
+    assert_eq!(j["reading"], "porcupine");
+    assert_eq!(j["schema_version"], 2);
+    let lin = &j["linearizable"];
+    assert_eq!(lin["verdict"], "invalid");
+    let prefix = lin["prefix"].as_array().expect("prefix is an array");
     assert!(!prefix.is_empty());
     assert!(prefix
         .iter()
         .all(|op| op["f"].is_string() && op["id"].is_u64()));
-    let states = j["states"].as_array().expect("states is an array");
+    let states = lin["states"].as_array().expect("states is an array");
     assert!(!states.is_empty() && states.iter().all(|s| s.is_string()));
-    assert!(j["failed"]["f"].is_string() && j["failed"]["complete"].is_u64());
-    assert!(j["pending"].is_array());
-    assert!(j["stats"]["states_explored"].as_u64().unwrap() > 0);
-    assert!(j["stats"]["peak_memory_bytes"].as_u64().unwrap() > 0);
+    assert!(lin["failed"]["f"].is_string() && lin["failed"]["complete"].is_u64());
+    assert!(lin["pending"].is_array());
+    assert!(lin["stats"]["states_explored"].as_u64().unwrap() > 0);
+    assert!(lin["stats"]["peak_memory_bytes"].as_u64().unwrap() > 0);
 }
 
 /// A generated, linearizable kv history of `ops` ops as a JSONL file.
@@ -349,7 +378,7 @@ fn timeout_gives_unknown_and_no_progress_bar_off_a_terminal() {
     assert_eq!(code(&o), 2, "{}{}", stdout(&o), stderr(&o));
     let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(j["verdict"], "unknown");
-    assert_eq!(j["limit"], "timeout 1ns");
+    assert_eq!(j["linearizable"]["limit"], "timeout 1ns");
 
     // Long enough for the bar's one-second delay in a debug build; stderr is a pipe
     // here, so nothing may be drawn on it.
@@ -381,4 +410,233 @@ fn nil_read_any_reads_nil_as_unknown() {
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     let o = faultline(&["check", &p, "--model", "register", "--nil-read-any"]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+}
+
+/// A Jepsen EDN history whose only fault is a read of nil after a completed write of 1:
+/// Knossos's models take a read of nil as "value unknown", so it is valid under the
+/// reading EDN gets by default, and a stale read under faultline's.
+const EDN_NIL_READ: &str = "\
+[{:process 0, :type :invoke, :f :write, :value 1}
+ {:process 0, :type :ok, :f :write, :value 1}
+ {:process 1, :type :invoke, :f :read, :value nil}
+ {:process 1, :type :ok, :f :read, :value nil}
+ {:process 1, :type :invoke, :f :cas, :value [1 2]}
+ {:process 1, :type :ok, :f :cas, :value [1 2]}]
+";
+
+#[test]
+fn a_jepsen_history_gets_knossos_reading_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = temp_file(&dir, "history.edn", EDN_NIL_READ);
+
+    let o = faultline(&["check", &p, "--model", "cas-register"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("cas-register: valid"), "{out}");
+    assert!(
+        out.contains("reading: knossos (the default for edn; --reading to change)"),
+        "{out}"
+    );
+    let o = faultline(&["check", &p, "--model", "cas-register", "--json"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["verdict"], "valid");
+    assert_eq!(j["reading"], "knossos");
+    assert_eq!(j["format"], "edn");
+
+    // faultline's reading: the read saw nil after the write of 1.
+    let o = faultline(&[
+        "check",
+        &p,
+        "--model",
+        "cas-register",
+        "--reading",
+        "faultline",
+    ]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("cas-register: invalid"), "{out}");
+    assert!(
+        out.contains("reading: faultline (--reading faultline)"),
+        "{out}"
+    );
+    let o = faultline(&[
+        "check",
+        &p,
+        "--model",
+        "cas-register",
+        "--reading",
+        "faultline",
+        "--json",
+    ]);
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["verdict"], "invalid");
+    assert_eq!(j["reading"], "faultline");
+
+    // The same history as JSONL means faultline's reading by default.
+    let h = faultline_checker::format::read_str(EDN_NIL_READ, None, Default::default()).unwrap();
+    let mut buf = Vec::new();
+    faultline_checker::format::write_jsonl(&mut buf, &h.events).unwrap();
+    let jsonl = temp_file(&dir, "history.jsonl", &String::from_utf8(buf).unwrap());
+    let o = faultline(&["check", &jsonl, "--model", "cas-register", "--json"]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(j["reading"], "faultline");
+    assert_eq!(j["format"], "jsonl");
+    let o = faultline(&[
+        "check",
+        &jsonl,
+        "--model",
+        "cas-register",
+        "--reading",
+        "knossos",
+    ]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+}
+
+/// The reading in effect goes into `--report`'s config, and a flag over a reading is
+/// named with it.
+#[test]
+fn the_report_config_names_the_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = temp_file(&dir, "history.edn", EDN_NIL_READ);
+    let report = dir.path().join("report.html");
+    let o = faultline(&[
+        "check",
+        &p,
+        "--model",
+        "cas-register",
+        "--cas-fail-observed",
+        "--report",
+        &report.to_string_lossy(),
+    ]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("reading: knossos+cas-fail-observed (the default for edn; --reading to change, --cas-fail-observed)"),
+        "{out}"
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("knossos+cas-fail-observed"),
+        "report lacks the reading"
+    );
+}
+
+/// Knossos's own cas-register histories (checked by `checker/tests/corpus.rs` too) get
+/// Knossos's verdicts from the binary with `--initial 0` and nothing else.
+#[test]
+fn knossos_histories_get_knossos_verdicts() {
+    let dir = data_dir().join("knossos/cas-register");
+    for (file, want) in [
+        ("good/memstress3-99.edn", 0),
+        ("bad/rethink-fail-minimal.edn", 1),
+    ] {
+        let p = dir.join(file).to_string_lossy().into_owned();
+        let o = faultline(&["check", &p, "--model", "cas-register", "--initial", "0"]);
+        assert_eq!(code(&o), want, "{file}: {}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains("reading: knossos"), "{}", stdout(&o));
+    }
+}
+
+/// A write of 1 then a read of `read`: valid when `read` is 1.
+fn write_then_read(read: i64) -> String {
+    format!(
+        "{{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}}\n\
+         {{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1}}\n\
+         {{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}}\n\
+         {{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":{read}}}\n"
+    )
+}
+
+#[test]
+fn a_folder_of_histories_gates_on_the_worst_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    std::fs::create_dir_all(runs.join("a")).unwrap();
+    std::fs::create_dir_all(runs.join("b")).unwrap();
+    std::fs::write(runs.join("a/history.jsonl"), write_then_read(1)).unwrap();
+    std::fs::write(runs.join("b/history.jsonl"), write_then_read(2)).unwrap();
+    // Not histories: a folder stands for its *.jsonl and *.edn files only.
+    std::fs::write(runs.join("a/faultline.log"), "started\n").unwrap();
+    let extra = temp_file(&dir, "extra.jsonl", &write_then_read(1));
+    let runs_arg = runs.to_string_lossy().into_owned();
+    let junit = dir.path().join("junit.xml");
+
+    let o = faultline(&[
+        "check",
+        &runs_arg,
+        &extra,
+        "--model",
+        "register",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "one line per file and the totals: {out}");
+    assert!(
+        lines[0].contains("a/history.jsonl: register: valid"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("b/history.jsonl: register: invalid"),
+        "{out}"
+    );
+    assert!(lines[2].contains("extra.jsonl: register: valid"), "{out}");
+    assert_eq!(
+        lines[3],
+        "3 histories: 2 valid, 1 invalid, 0 unknown, 0 error"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testsuite ").count(), 3, "{xml}");
+    assert!(
+        xml.contains(r#"tests="3" failures="1" errors="0""#),
+        "{xml}"
+    );
+
+    // --json: one object per line, each with its file and verdict.
+    let o = faultline(&["check", &runs_arg, "--model", "register", "--json"]);
+    assert_eq!(code(&o), 1);
+    let objects: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), 2);
+    assert_eq!(objects[0]["verdict"], "valid");
+    assert_eq!(objects[1]["verdict"], "invalid");
+    assert!(objects[1]["history"]
+        .as_str()
+        .unwrap()
+        .ends_with("b/history.jsonl"));
+
+    // An unreadable file among valid ones: exit 3, and the others are still checked.
+    let broken = temp_file(&dir, "broken.jsonl", "{\"process\":1,\"type\":\"ok\"\n");
+    let o = faultline(&["check", &extra, &broken, "--model", "register"]);
+    assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("extra.jsonl: register: valid"));
+    assert!(stderr(&o).contains("broken.jsonl"), "{}", stderr(&o));
+
+    // A folder with no history, and --report for many files, are refused up front.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = faultline(&["check", empty.to_str().unwrap(), "--model", "register"]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stderr(&o).contains("no *.jsonl or *.edn history"),
+        "{}",
+        stderr(&o)
+    );
+    let report = dir.path().join("r.html");
+    let o = faultline(&[
+        "check",
+        &runs_arg,
+        "--model",
+        "register",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 3);
+    assert!(stderr(&o).contains("one history"), "{}", stderr(&o));
 }

@@ -3,6 +3,9 @@
 //! at the file: its extension first (`.jsonl`/`.json`, `.edn`, `.log`), else its first
 //! non-blank line (`{"` is JSONL; `{ [ ( # ;` is EDN; a `jepsen.util` line is a log).
 //!
+//! [`read_path_and_format`] also says which format it read, for the reading that format
+//! means ([`crate::Reading::for_format`]).
+//!
 //! Every reader returns [`HistoryError::Malformed`] naming file, line and field for bad
 //! input, and none panics on any input (tests/readers.rs throws random bytes at them).
 
@@ -71,6 +74,15 @@ impl FromStr for Format {
 
 /// Reads the history at `path`.
 pub fn read_path(path: &Path, format: Format) -> Result<History, HistoryError> {
+    read_path_and_format(path, format).map(|(history, _)| history)
+}
+
+/// Reads the history at `path`, and says which format it was read as (never `Auto`):
+/// the format names the reading its writers meant (`Reading::for_format`).
+pub fn read_path_and_format(
+    path: &Path,
+    format: Format,
+) -> Result<(History, Format), HistoryError> {
     let bytes = std::fs::read(path).map_err(|source| HistoryError::Io {
         path: path.to_path_buf(),
         source,
@@ -95,7 +107,7 @@ pub fn read_path(path: &Path, format: Format) -> Result<History, HistoryError> {
         Format::Auto => by_extension(path).unwrap_or(Format::Auto),
         f => f,
     };
-    read_str(&text, Some(path), format)
+    read_str_and_format(&text, Some(path), format)
 }
 
 /// Reads a history from `text`; `source` names it in errors.
@@ -104,15 +116,30 @@ pub fn read_str(
     source: Option<&Path>,
     format: Format,
 ) -> Result<History, HistoryError> {
+    read_str_and_format(text, source, format).map(|(history, _)| history)
+}
+
+/// Reads a history from `text`, and says which format it was read as (never `Auto`).
+pub fn read_str_and_format(
+    text: &str,
+    source: Option<&Path>,
+    format: Format,
+) -> Result<(History, Format), HistoryError> {
     let format = match format {
         Format::Auto => detect(text, source)?,
         f => f,
     };
-    match format {
+    let history = match format {
         Format::Jsonl | Format::Auto => jsonl::read(text, source),
         Format::Edn => jepsen_edn::read(text, source),
         Format::JepsenLog => jepsen_log::read(text, source),
-    }
+    }?;
+    let format = if format == Format::Auto {
+        Format::Jsonl
+    } else {
+        format
+    };
+    Ok((history, format))
 }
 
 fn by_extension(path: &Path) -> Option<Format> {
@@ -186,11 +213,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("a.txt:2: field `format`"), "{e}");
-        for text in [jsonl, edn, log] {
-            let h = read_str(text, None, Format::Auto).unwrap();
+        for (text, format) in [
+            (jsonl, Format::Jsonl),
+            (edn, Format::Edn),
+            (log, Format::JepsenLog),
+        ] {
+            let (h, read_as) = read_str_and_format(text, None, Format::Auto).unwrap();
             assert_eq!(h.events.len(), 1);
             assert_eq!(h.events[0].kind, EventType::Invoke);
+            assert_eq!(read_as, format);
         }
+        assert_eq!(
+            read_str_and_format("", None, Format::Auto).unwrap().1,
+            Format::Jsonl
+        );
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! CI job can gate a whole folder of histories. Prints one verdict line per file (or, with
 //! `--json`, one JSON object per line), and exits with the worst verdict: 0 valid,
 //! 1 invalid, 2 unknown (a limit was hit), 3 bad input.
+//!
+//! A linearizability check reads the history with the reading its format means (Knossos's
+//! for Jepsen EDN and logs, faultline's for JSONL; see `faultline_checker::Reading`),
+//! unless `--reading` names another; `--nil-read-any` and `--cas-fail-observed` turn one
+//! rule on over it. The reading in effect is printed with every such verdict.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,7 +19,9 @@ use std::time::Duration;
 
 use clap::Args;
 use faultline_checker::format::{self, Format};
-use faultline_checker::{fencing, stats, History, Limits, ModelKind, ModelSpec, Progress, Value};
+use faultline_checker::{
+    fencing, stats, History, Limits, ModelKind, ModelSpec, Progress, Reading, Value,
+};
 
 use super::progress::ProgressReporter;
 use super::units;
@@ -56,13 +63,20 @@ pub struct CheckArgs {
     #[arg(long)]
     pub initial: Option<String>,
 
-    /// cas-register: read a failed cas as "happened, and saw a value other than `from`"
-    /// (Porcupine's etcd semantics) instead of Jepsen's "did not happen".
+    /// What the history's ops mean: knossos (an ok read of nil is "value unknown", a
+    /// failed op did not happen), faultline (as knossos, but a read of nil saw nil) or
+    /// porcupine (a read of nil saw nil; a failed cas happened and saw a value other
+    /// than `from`). Default: knossos for Jepsen EDN and logs, faultline for JSONL.
+    #[arg(long, value_name = "READING")]
+    pub reading: Option<Reading>,
+
+    /// cas-register: also read a failed cas as "happened, and saw a value other than
+    /// `from`" (Porcupine's etcd semantics) instead of Jepsen's "did not happen".
     #[arg(long)]
     pub cas_fail_observed: bool,
 
-    /// register, cas-register, kv: read an ok read that returned nil as "value unknown",
-    /// legal in any state (Knossos's models) instead of "saw nil".
+    /// register, cas-register, kv: also read an ok read that returned nil as "value
+    /// unknown", legal in any state (Knossos's models) instead of "saw nil".
     #[arg(long)]
     pub nil_read_any: bool,
 
@@ -113,6 +127,70 @@ impl fmt::Display for CheckModel {
     }
 }
 
+/// The reading a check uses, and where it came from, for the output.
+#[derive(Clone, Debug)]
+struct ReadingInEffect {
+    /// The named reading it starts from (`--reading`, or the format's).
+    base: Reading,
+    /// Whether `--reading` chose `base`.
+    chosen: bool,
+    /// The format the history was read as.
+    format: Format,
+    nil_read_any: bool,
+    cas_fail_observed: bool,
+}
+
+impl ReadingInEffect {
+    fn new(args: &CheckArgs, format: Format) -> ReadingInEffect {
+        let base = args.reading.unwrap_or(Reading::for_format(format));
+        ReadingInEffect {
+            base,
+            chosen: args.reading.is_some(),
+            format,
+            nil_read_any: base.nil_read_any() || args.nil_read_any,
+            cas_fail_observed: base.cas_fail_observed() || args.cas_fail_observed,
+        }
+    }
+
+    /// `spec` with these semantics.
+    fn apply(&self, mut spec: ModelSpec) -> ModelSpec {
+        spec.nil_read_any = self.nil_read_any;
+        spec.cas_fail_observed = self.cas_fail_observed;
+        spec
+    }
+
+    /// `knossos`, or `knossos+cas-fail-observed` when a flag added a rule.
+    fn name(&self) -> String {
+        self.base
+            .describe(&self.apply(ModelSpec::new(ModelKind::Register)))
+    }
+
+    /// Why this reading: `the default for edn`, `--reading`, plus any flags.
+    fn source(&self) -> String {
+        let mut why = if self.chosen {
+            format!("--reading {}", self.base)
+        } else {
+            format!("the default for {}; --reading to change", self.format)
+        };
+        for (on, flag) in [
+            (
+                self.nil_read_any && !self.base.nil_read_any(),
+                "--nil-read-any",
+            ),
+            (
+                self.cas_fail_observed && !self.base.cas_fail_observed(),
+                "--cas-fail-observed",
+            ),
+        ] {
+            if on {
+                why.push_str(", ");
+                why.push_str(flag);
+            }
+        }
+        why
+    }
+}
+
 /// Why a file could not be checked; its verdict is `error` (exit 3).
 #[derive(Debug, thiserror::Error)]
 enum CheckError {
@@ -158,13 +236,16 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 Ok(line) => println!("{line}"),
                 Err(e) => eprintln!("faultline check: {}: {e}", path.display()),
             }
+            if let Some(e) = &results.error {
+                eprintln!("faultline check: {e}");
+            }
         } else {
             print_text(&results, single);
         }
         if let (Some(file), Some(history)) = (&args.report, history) {
             let input = crate::report::ReportInput {
                 title: path.display().to_string(),
-                config: report_config(&args, path),
+                config: report_config(&args, &results),
                 results: Results::Check(results.clone()),
                 history: Ok(history),
                 files: Vec::new(),
@@ -247,7 +328,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), UsageErr
 
 /// Checks one file. The history comes back for a report when it could be read.
 fn check_file(args: &CheckArgs, path: &Path, single: bool) -> (CheckResults, Option<History>) {
-    let history = match format::read_path(path, args.format) {
+    let (history, read_as) = match format::read_path_and_format(path, args.format) {
         Ok(h) => h,
         Err(e) => return (failed(args, path, e.into()), None),
     };
@@ -261,7 +342,8 @@ fn check_file(args: &CheckArgs, path: &Path, single: bool) -> (CheckResults, Opt
             history.events.len()
         );
     }
-    match check_history(args, path, &history, single) {
+    let reading = ReadingInEffect::new(args, read_as);
+    match check_history(args, path, &history, &reading, single) {
         Ok(results) => (results, Some(history)),
         Err(e) => (failed(args, path, e), Some(history)),
     }
@@ -275,6 +357,7 @@ fn check_history(
     args: &CheckArgs,
     path: &Path,
     history: &History,
+    reading: &ReadingInEffect,
     single: bool,
 ) -> Result<CheckResults, CheckError> {
     let mut results = CheckResults {
@@ -283,6 +366,7 @@ fn check_history(
         model: args.model.to_string(),
         verdict: Verdict::Valid,
         error: None,
+        format: Some(reading.format.as_str().to_string()),
         reading: None,
         events: history.events.len(),
         linearizable: None,
@@ -304,8 +388,11 @@ fn check_history(
             results.fencing = Some(report);
         }
         CheckModel::Linear(kind) => {
-            let spec = model_spec(args, kind)?;
-            results.reading = Some(reading(&spec));
+            let spec = model_spec(args, kind, reading)?;
+            results.reading = Some(reading.name());
+            if single && !args.json {
+                println!("reading: {} ({})", reading.name(), reading.source());
+            }
             let progress = Arc::new(Progress::default());
             let limits = Limits {
                 timeout: (!args.timeout.is_zero()).then_some(args.timeout),
@@ -327,59 +414,47 @@ fn check_history(
     Ok(results)
 }
 
-fn model_spec(args: &CheckArgs, kind: ModelKind) -> Result<ModelSpec, CheckError> {
-    let mut spec = ModelSpec::new(kind);
+fn model_spec(
+    args: &CheckArgs,
+    kind: ModelKind,
+    reading: &ReadingInEffect,
+) -> Result<ModelSpec, CheckError> {
+    let mut spec = reading.apply(ModelSpec::new(kind));
     if let Some(text) = &args.initial {
         spec.initial = parse_value(text).ok_or_else(|| CheckError::Initial(text.clone()))?;
     }
-    spec.cas_fail_observed = args.cas_fail_observed;
-    spec.nil_read_any = args.nil_read_any;
     Ok(spec)
 }
 
-/// How the model reads the history's operations, in words.
-fn reading(spec: &ModelSpec) -> String {
-    format!(
-        "a nil read {}; a failed cas {}",
-        if spec.nil_read_any {
-            "is legal in any state"
-        } else {
-            "saw nil"
-        },
-        if spec.cas_fail_observed {
-            "happened and saw another value"
-        } else {
-            "did not happen"
-        }
-    )
-}
-
-/// The text output: a verdict line per file; for a single file also the counterexample,
-/// the search's figures and the op statistics.
+/// The text output: a verdict line per file (`h.edn: cas-register: invalid, read as
+/// knossos, 12 events`); for a single file also the counterexample, the search's figures
+/// and the op statistics. Why a file could not be checked goes to stderr as well.
 fn print_text(r: &CheckResults, single: bool) {
-    let mut line = format!("{}: {}  {}", r.history.display(), r.verdict.name(), r.model);
-    if let Some(reading) = &r.reading {
-        line.push_str(&format!(" ({reading})"));
+    let mut line = format!("{}: {}: {}", r.history.display(), r.model, r.verdict.name());
+    if let Some(lin) = &r.linearizable {
+        if let faultline_checker::Verdict::Unknown { limit } = &lin.verdict {
+            line.push_str(&format!(", stopped by {limit}"));
+        }
     }
-    line.push_str(&format!(", {} events", r.events));
-    if let Some(e) = &r.error {
-        line.push_str(&format!(": {e}"));
+    if let Some(reading) = &r.reading {
+        line.push_str(&format!(", read as {reading}"));
+    }
+    if r.error.is_none() {
+        line.push_str(&format!(", {} events", r.events));
     }
     if let Some(f) = &r.fencing {
         line.push_str(&format!("; {f}"));
     }
-    if let Some(lin) = &r.linearizable {
-        if let faultline_checker::Verdict::Unknown { limit } = &lin.verdict {
-            line.push_str(&format!(": stopped by {limit}"));
-        }
-    }
     println!("{line}");
+    if let Some(e) = &r.error {
+        eprintln!("faultline check: {e}");
+    }
     if !single {
         return;
     }
     if let Some(lin) = &r.linearizable {
-        if lin.verdict.is_invalid() {
-            println!("{}", lin.verdict);
+        if let faultline_checker::Verdict::Invalid(cex) = &lin.verdict {
+            println!("{cex}");
         }
         let s = &lin.stats;
         println!(
@@ -411,14 +486,13 @@ fn totals(verdicts: &[Verdict]) -> String {
 }
 
 /// What the report shows as the check's configuration.
-fn report_config(args: &CheckArgs, path: &Path) -> serde_json::Value {
+fn report_config(args: &CheckArgs, r: &CheckResults) -> serde_json::Value {
     serde_json::json!({
-        "history": path,
+        "history": r.history,
         "model": args.model.to_string(),
-        "format": args.format.as_str(),
+        "format": r.format,
         "initial": args.initial,
-        "cas_fail_observed": args.cas_fail_observed,
-        "nil_read_any": args.nil_read_any,
+        "reading": r.reading,
         "timeout": format!("{:?}", args.timeout),
     })
 }
@@ -438,6 +512,63 @@ fn parse_value(text: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// `faultline check h --model register` followed by `extra`.
+    fn args(extra: &[&str]) -> CheckArgs {
+        let argv = ["faultline", "check", "h", "--model", "register"];
+        let cli = crate::cli::Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
+        match cli.command {
+            crate::cli::Command::Check(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_reading_defaults_from_the_format_and_flags_override_it() {
+        let r = ReadingInEffect::new(&args(&[]), Format::Edn);
+        assert_eq!(r.name(), "knossos");
+        assert!(r.nil_read_any && !r.cas_fail_observed);
+        assert_eq!(r.source(), "the default for edn; --reading to change");
+        let r = ReadingInEffect::new(&args(&[]), Format::JepsenLog);
+        assert_eq!(r.name(), "knossos");
+        let r = ReadingInEffect::new(&args(&[]), Format::Jsonl);
+        assert_eq!(r.name(), "faultline");
+        assert!(!r.nil_read_any && !r.cas_fail_observed);
+
+        // --reading faultline turns nil-read-any off for a Jepsen file.
+        let r = ReadingInEffect::new(&args(&["--reading", "faultline"]), Format::Edn);
+        assert_eq!(r.name(), "faultline");
+        assert!(!r.nil_read_any);
+        assert_eq!(r.source(), "--reading faultline");
+        let spec = r.apply(ModelSpec::new(ModelKind::CasRegister));
+        assert!(!spec.nil_read_any && !spec.cas_fail_observed);
+
+        // A flag adds its rule, and the name says so.
+        let r = ReadingInEffect::new(&args(&["--cas-fail-observed"]), Format::Edn);
+        assert_eq!(r.name(), "knossos+cas-fail-observed");
+        assert_eq!(
+            r.source(),
+            "the default for edn; --reading to change, --cas-fail-observed"
+        );
+        let r = ReadingInEffect::new(&args(&["--nil-read-any"]), Format::Jsonl);
+        assert_eq!(r.name(), "knossos");
+        assert!(r.nil_read_any);
+        let r = ReadingInEffect::new(&args(&["--reading", "porcupine"]), Format::Jsonl);
+        assert_eq!(r.name(), "porcupine");
+        assert!(r.cas_fail_observed && !r.nil_read_any);
+
+        assert!(crate::cli::Cli::try_parse_from([
+            "faultline",
+            "check",
+            "h",
+            "--model",
+            "register",
+            "--reading",
+            "jepsen"
+        ])
+        .is_err());
+    }
 
     #[test]
     fn models_parse() {

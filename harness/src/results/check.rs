@@ -23,8 +23,11 @@ pub struct CheckResults {
     /// Why the file could not be checked, when `verdict` is `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// How the history's operations were read (which semantics of nil reads and failed
-    /// cas), when a linearizability model checked it.
+    /// The format the file was read as (`jsonl`, `edn`, `jepsen-log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// How the history's operations were read (`knossos`, `faultline`, `porcupine`, or
+    /// one with a flag's rule added), when a linearizability model checked it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reading: Option<String>,
     /// Events read.
@@ -51,6 +54,7 @@ impl CheckResults {
             model,
             verdict: Verdict::Error,
             error: Some(error),
+            format: None,
             reading: None,
             events: 0,
             linearizable: None,
