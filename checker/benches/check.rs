@@ -34,7 +34,7 @@ fn bench_corpus(c: &mut Criterion) {
     let limits = Limits::default();
     let etcd = corpus("etcd");
     for reading in [Reading::Knossos, Reading::Porcupine] {
-        let spec = ModelSpec::new(ModelKind::CasRegister).with_reading(reading);
+        let spec = reading.apply(ModelSpec::new(ModelKind::CasRegister));
         c.bench_function(&format!("corpus/etcd_{}_logs/{reading}", etcd.len()), |b| {
             b.iter(|| {
                 for h in &etcd {
@@ -44,9 +44,8 @@ fn bench_corpus(c: &mut Criterion) {
         });
     }
     let kv = corpus("kv");
-    let spec = ModelSpec::new(ModelKind::Kv)
-        .with_initial(Value::from(""))
-        .with_reading(Reading::Porcupine);
+    let spec =
+        Reading::Porcupine.apply(ModelSpec::new(ModelKind::Kv).with_initial(Value::from("")));
     c.bench_function(&format!("corpus/kv_{}_files", kv.len()), |b| {
         b.iter(|| {
             for h in &kv {

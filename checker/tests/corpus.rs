@@ -152,7 +152,7 @@ fn porcupine_corpus_verdicts() {
     let rows = manifest(&dir, &["etcd", "kv"]);
     assert!(rows.iter().all(|r| r.reading == Reading::Porcupine));
     assert_none(run(&dir, &rows, |row, _| {
-        porcupine_model(&row.file).with_reading(row.reading)
+        row.reading.apply(porcupine_model(&row.file))
     }));
 }
 
@@ -165,7 +165,7 @@ fn porcupine_corpus_under_the_other_readings() {
     let rows = manifest(&dir, &["etcd", "kv"]);
     for reading in [Reading::Knossos, Reading::Faultline] {
         let mismatches = run(&dir, &rows, |row, _| {
-            porcupine_model(&row.file).with_reading(reading)
+            reading.apply(porcupine_model(&row.file))
         });
         assert!(
             mismatches.is_empty(),
@@ -202,7 +202,7 @@ fn knossos_cas_register_verdicts() {
         // says which that is.
         let reading = Reading::for_format(format);
         assert_eq!(reading, row.reading, "{}: read as {format}", row.file);
-        knossos_model().with_reading(reading)
+        reading.apply(knossos_model())
     }));
 }
 
@@ -217,7 +217,7 @@ fn knossos_cas_register_under_faultline_reading() {
     let limits = Limits::default();
     let verdict = |file: &str, reading: Reading| {
         let (h, _) = read_path_and_format(&dir.join(file), Format::Auto).unwrap();
-        let r = check(&h, &knossos_model().with_reading(reading), &limits).unwrap();
+        let r = check(&h, &reading.apply(knossos_model()), &limits).unwrap();
         r.verdict.name().to_string()
     };
     let invalid_as_faultline: Vec<&str> = rows

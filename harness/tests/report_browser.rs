@@ -1,6 +1,6 @@
 //! `report.html` in a real browser: headless Chromium (Debian's `chromium` package) opens
-//! reports for a valid history, an invalid one (the Porcupine corpus's etcd_000, or a
-//! small stale read when the corpus is not beside the repository) and a run folder with
+//! reports for a valid history, an invalid one (the Porcupine corpus's etcd_000, from the
+//! repository's test data) and a run folder with
 //! more ops than the timeline draws. Each must load without script errors (the page's
 //! script sets `data-ok` on `<body>` as its last step) and have its key elements;
 //! screenshots go to the cargo target dir and their paths are printed.

@@ -13,7 +13,6 @@ use std::hash::Hash;
 use std::str::FromStr;
 
 use crate::history::{Op, Outcome, Value};
-use crate::reading::Reading;
 
 pub mod cas_register;
 pub mod kv;
@@ -131,19 +130,19 @@ pub struct ModelSpec {
     pub initial: Value,
     /// cas-register only. Porcupine's etcd test reads a failed cas as "happened and saw a
     /// value other than `from`" rather than Knossos's "did not happen". Off by default;
-    /// on in [`Reading::Porcupine`]; see `CasRegister::fail_observed`.
+    /// on in `Reading::Porcupine`; see `CasRegister::fail_observed`.
     #[serde(default)]
     pub cas_fail_observed: bool,
     /// register, cas-register, kv. Knossos's models read an `ok` read that returned nil
     /// as "value unknown", legal in any state; by default (off) it observed the value
-    /// nil, which catches stale reads of a never-written key. On in [`Reading::Knossos`],
+    /// nil, which catches stale reads of a never-written key. On in `Reading::Knossos`,
     /// the reading of a Jepsen history.
     #[serde(default)]
     pub nil_read_any: bool,
 }
 
 impl ModelSpec {
-    /// `kind` from nil, with faultline's reading ([`Reading::Faultline`]: both flags off).
+    /// `kind` from nil, with faultline's reading (`Reading::Faultline`: both flags off).
     pub fn new(kind: ModelKind) -> ModelSpec {
         ModelSpec {
             kind,
@@ -156,11 +155,6 @@ impl ModelSpec {
     pub fn with_initial(mut self, initial: Value) -> ModelSpec {
         self.initial = initial;
         self
-    }
-
-    /// This spec with `reading`'s semantics (see [`Reading::apply`]).
-    pub fn with_reading(self, reading: Reading) -> ModelSpec {
-        reading.apply(self)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod exit;
 pub mod image;
 pub mod progress;
 pub mod report;
+pub mod serve;
 pub mod test;
 pub mod test_all;
 pub mod units;
@@ -42,7 +43,7 @@ pub enum Command {
     /// (Re)build report.html in a run's results folder.
     Report(report::ReportArgs),
     /// Serve the results directory: a page listing every run, and each run's files.
-    Serve(crate::serve::ServeArgs),
+    Serve(serve::ServeArgs),
 }
 
 /// Parses `std::env::args`, runs the subcommand and returns its exit code.
@@ -71,7 +72,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::TestAll(args) => test_all::run(args),
         Command::Image(cmd) => image::command(cmd),
         Command::Report(args) => report::run(args),
-        Command::Serve(args) => crate::serve::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

@@ -21,7 +21,6 @@ pub mod progress;
 pub mod run_dir;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +31,7 @@ use crate::backend::external::ExternalCluster;
 use crate::backend::{StartLog, StartRequest, Started};
 use crate::results::{Exercised, RunResults, Verdict, SCHEMA_VERSION};
 
-pub use config::{TestArgs, TestConfig};
+pub use config::TestConfig;
 pub use exercise::RunError;
 pub use run_dir::RunDir;
 
@@ -255,12 +254,6 @@ fn write_results(dir: &RunDir, outcome: &RunResults) {
     crate::report::after_run(dir.path());
 }
 
-/// `faultline test`: builds the config from flags, runs it on a fresh runtime, prints the
-/// seed and the verdict line, and returns the exit code.
-pub fn command(args: TestArgs) -> ExitCode {
-    ExitCode::from(execute(args).code)
-}
-
 /// What [`execute`] returns: the exit code, the test's name, and the run's results (what
 /// `results.json` holds, or an `error` when the run could not start).
 pub struct Executed {
@@ -269,10 +262,9 @@ pub struct Executed {
     pub results: RunResults,
 }
 
-/// Runs a test from its flags: the start line (with the seed to repeat it), the run, the
-/// verdict line on stdout.
-pub fn execute(args: TestArgs) -> Executed {
-    let config = args.to_config();
+/// Runs a test: the start line (with the seed to repeat it), the run on a fresh runtime,
+/// the verdict line on stdout.
+pub fn execute(config: TestConfig) -> Executed {
     let test = config.test_name();
     let seed = config.seed;
     let failed = |error: String| Executed {
