@@ -22,7 +22,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use support::cli::{describe, results_json, run_faultline};
-use support::docker::docker;
+use support::docker::docker_with_base;
 
 /// Longest a single `faultline test` child may take (a cold image build included).
 const RUN_TIMEOUT: Duration = Duration::from_secs(420);
@@ -81,7 +81,7 @@ async fn first_with_exit(tries: u64, want: i32, extra: &[&str]) -> (u64, serde_j
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linearizable_reads_are_valid_under_partition_kill_pause() {
     let _serial = SERIAL.lock().await;
-    if docker().await.is_none() {
+    if docker_with_base().await.is_none() {
         return;
     };
     let results = tempfile::tempdir().expect("tempdir");
@@ -119,7 +119,7 @@ async fn linearizable_reads_are_valid_under_partition_kill_pause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serializable_reads_are_stale_under_partitions() {
     let _serial = SERIAL.lock().await;
-    if docker().await.is_none() {
+    if docker_with_base().await.is_none() {
         return;
     };
     let (seed, json) = first_with_exit(
@@ -170,7 +170,7 @@ const LOCK_FLAGS: [&str; 10] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfenced_lock_writes_overlap_and_revision_fencing_stops_it() {
     let _serial = SERIAL.lock().await;
-    if docker().await.is_none() {
+    if docker_with_base().await.is_none() {
         return;
     };
     let mut unfenced = LOCK_FLAGS.to_vec();

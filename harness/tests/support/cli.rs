@@ -42,9 +42,10 @@ pub fn describe(out: &Output) -> String {
     )
 }
 
-/// The raftkv binary, when Docker is reachable too (the node image holds it).
+/// The raftkv binary, when Docker is reachable too and the base image can be had (the node
+/// image holds raftkv on top of it).
 pub async fn docker_and_raftkv() -> Option<PathBuf> {
-    super::docker::docker().await?;
+    super::docker::docker_with_base().await?;
     super::raftkv_binary()
 }
 

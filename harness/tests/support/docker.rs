@@ -28,6 +28,14 @@ pub async fn docker() -> Option<DockerApi> {
     prereq::check(prereq::DOCKER, api)
 }
 
+/// The daemon, when it answers and the base image can be had here (built, as root, or
+/// cached): what a `faultline test` on Docker needs before it starts.
+pub async fn docker_with_base() -> Option<DockerApi> {
+    let api = docker().await?;
+    base_image(&api).await?;
+    Some(api)
+}
+
 /// The base image tag (built once per test binary), when it can be built here (root).
 pub async fn base_image(api: &DockerApi) -> Option<String> {
     let result = BASE_IMAGE
