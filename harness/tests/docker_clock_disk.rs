@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use faultline::backend::docker::{new_run_id, DockerCluster, DockerClusterConfig};
+use faultline::backend::docker::{new_run_id, DockerCluster, DockerClusterConfig, PeerLinks};
 use faultline::target::Target;
 use faultline_nemeses::{Cluster, ClusterError, NodeId};
 use serde_json::Value;
@@ -116,6 +116,7 @@ async fn a_go_target_refuses_clock_faults() {
             image,
             nodes: 1,
             spec: support::spec(Target::Etcd, &[], &[]),
+            peer_links: PeerLinks::Direct,
         };
         let cluster = DockerCluster::create(api, &config)
             .await

@@ -15,6 +15,7 @@ use faultline::backend::docker::cleanup::{list_run_owners, Owner};
 use faultline::backend::docker::image::ensure_node_image;
 use faultline::backend::docker::{
     cleanup_stale_runs, new_run_id, teardown_run, DockerApi, DockerCluster, DockerClusterConfig,
+    PeerLinks,
 };
 use faultline::target::Target;
 use faultline_nemeses::{Cluster, Grudge, NodeId};
@@ -73,6 +74,7 @@ async fn partition_heal_kill_start_pause_logs_and_teardown() {
             image,
             nodes: 3,
             spec,
+            peer_links: PeerLinks::Direct,
         };
         let cluster = DockerCluster::create(api.clone(), &config)
             .await
@@ -217,6 +219,7 @@ async fn dropping_a_cluster_tears_it_down() {
             image,
             nodes: 1,
             spec: standalone_etcd(),
+            peer_links: PeerLinks::Direct,
         };
         let cluster = DockerCluster::create(api.clone(), &config)
             .await
@@ -242,6 +245,7 @@ async fn bad_config_fails_before_creating_anything() {
             image: "faultline-no-such-image:0".into(),
             nodes: 3,
             spec: standalone_etcd(),
+            peer_links: PeerLinks::Direct,
         };
         assert!(DockerCluster::create(api.clone(), &config).await.is_err());
         config.nodes = 0;
@@ -303,6 +307,7 @@ async fn sigkill_child() {
         image,
         nodes: 2,
         spec: standalone_etcd(),
+        peer_links: PeerLinks::Direct,
     };
     let _cluster = DockerCluster::create(api, &config).await.expect("cluster");
     println!("READY {run_id}");
@@ -374,6 +379,7 @@ async fn raftkv_cluster_starts() {
             image: image.tag,
             nodes: 3,
             spec: support::spec(Target::Raftkv, &[], &[]),
+            peer_links: PeerLinks::Direct,
         };
         let cluster = DockerCluster::create(api.clone(), &config)
             .await

@@ -15,11 +15,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faultline::backend::docker::packet::LOSS_CHAIN;
-use faultline::backend::docker::{new_run_id, DockerCluster, DockerClusterConfig};
-use faultline_nemeses::ActiveFault;
+use faultline::backend::docker::{new_run_id, DockerCluster, DockerClusterConfig, PeerLinks};
+use faultline::target::{Target, TargetLeader};
+use faultline_checker::EventType;
 use faultline_nemeses::{
-    Cluster, ClusterError, FaultKind, Nemesis, NetemSpec, NodeId, PacketFault,
+    ActiveFault, Cluster, ClusterError, FaultKind, Figure8Stage, Nemesis, NetemSpec, NodeId,
+    PacketFault,
 };
+use faultline_workloads::raftkv::RaftKvClient;
+use faultline_workloads::{Client, Request};
 
 mod support;
 use support::docker::{base_image, docker, raftkv_cluster, standalone_etcd, TEST_LIMIT};
@@ -50,6 +54,7 @@ async fn cluster_or_skip(nodes: u32) -> Option<Arc<DockerCluster>> {
         image,
         nodes,
         spec: standalone_etcd(),
+        peer_links: PeerLinks::Direct,
     };
     let cluster = DockerCluster::create(api, &config)
         .await
@@ -417,6 +422,108 @@ async fn per_link_packet_faults_hold_back_only_that_follower() {
             put_took < Duration::from_secs(3),
             "the put waited on the slow link"
         );
+        cluster.teardown().await.expect("teardown");
+    })
+    .await;
+}
+
+/// With peer traffic through the harness's link proxies, Docker nodes get per-link delay
+/// without the kernel's `sch_netem`: the figure8 walk, which delays single links and
+/// partitions the rest, runs its elections on five raftkv containers, and its stop
+/// reunites them (all five agree on one commit index after a write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxied_links_give_docker_per_link_delay_for_figure8() {
+    let _serial = SERIAL.lock().await;
+    bounded(async {
+        let Some(api) = docker().await else {
+            return;
+        };
+        let Some(raftkv) = support::raftkv_binary() else {
+            return;
+        };
+        let image = support::docker::node_image(&api, &raftkv).await;
+        // As a run under this fault starts raftkv: one entry per append message.
+        let spec = support::spec(Target::Raftkv, &[FaultKind::Figure8], &[]);
+        let config = DockerClusterConfig {
+            run_id: new_run_id(),
+            image,
+            nodes: 5,
+            spec,
+            peer_links: PeerLinks::Proxied,
+        };
+        let cluster = Arc::new(
+            DockerCluster::create(api, &config)
+                .await
+                .expect("cluster starts"),
+        );
+        cluster.wait_listening(30_000).await.expect("nodes listen");
+        assert!(cluster.proxied_links());
+        let caps = cluster.packet_caps().await.expect("caps");
+        assert!(caps.delay && caps.per_link, "{caps}");
+
+        let addrs: Vec<String> = cluster
+            .nodes()
+            .iter()
+            .map(|n| n.client_addr.clone())
+            .collect();
+        let client = Arc::new(RaftKvClient::new(&addrs).expect("client"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client.leader().await.is_none() {
+            assert!(Instant::now() < deadline, "no leader through the proxies");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let probe = TargetLeader {
+            client: client.clone(),
+            ids: cluster.nodes().iter().map(|n| n.id).collect(),
+        };
+        let mut nemesis = Nemesis::new(cluster.clone(), Some(Arc::new(probe)), 11);
+        let fault = nemesis.start(FaultKind::Figure8).await.expect("figure8");
+        eprintln!("fault: {fault}");
+        let ActiveFault::Figure8 { reached, .. } = fault.clone() else {
+            panic!("not a figure8 fault: {fault:?}");
+        };
+        assert!(
+            reached >= Figure8Stage::UsurperElected,
+            "the walk elected no usurper: {fault}"
+        );
+        nemesis.stop(&fault).await.expect("stop");
+        assert!(nemesis.is_healed());
+
+        // Reunited: a write commits, and every node catches up to one commit index.
+        let write = Request::Write {
+            key: "healed".into(),
+            value: 1,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let done = Client::call(client.as_ref(), 0, &write, Duration::from_secs(2)).await;
+            if done.kind == EventType::Ok {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no write after the stop: {done:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let http = http();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut commits = Vec::new();
+            for n in cluster.nodes() {
+                if let Some(s) = status(&http, &cluster, n.id).await {
+                    commits.push(s["commit_index"].as_u64().unwrap_or(0));
+                }
+            }
+            if commits.len() == addrs.len() && commits.iter().all(|c| *c == commits[0]) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the five do not agree after the stop: {commits:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         cluster.teardown().await.expect("teardown");
     })
     .await;

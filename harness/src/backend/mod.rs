@@ -11,6 +11,7 @@ pub mod bundled;
 pub mod docker;
 pub mod external;
 pub mod installed;
+pub mod links;
 pub mod local;
 pub mod spec;
 pub mod start;

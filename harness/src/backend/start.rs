@@ -9,17 +9,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use faultline_nemeses::Cluster;
+use faultline_nemeses::{Cluster, FaultKind};
 use serde::{Deserialize, Serialize};
 
 use super::build::{BuildError, BuildProgress};
 use super::docker::image::{ensure_base_image, ensure_node_image, ImageError};
 use super::docker::{
     cleanup_stale_runs, new_run_id, DockerApi, DockerCluster, DockerClusterConfig, DockerError,
-    DEFAULT_CALL_TIMEOUT_MS,
+    PeerLinks, DEFAULT_CALL_TIMEOUT_MS,
 };
 use super::local::{LocalCluster, LocalClusterConfig, LocalError};
-use super::spec::{NodeSpec, Program, Readiness};
+use super::spec::{NodeSpec, Peering, Program, Readiness};
 use super::{bundled, installed};
 
 /// Longest wait for every Docker node to be ready after the containers start.
@@ -56,6 +56,9 @@ pub trait StartLog: Send + Sync {
 pub struct StartRequest<'a> {
     pub backend: Backend,
     pub spec: &'a NodeSpec,
+    /// The fault kinds the run injects: per-link delay (figure8, netem) decides how Docker
+    /// nodes reach their peers.
+    pub faults: &'a [FaultKind],
     pub nodes: u32,
     /// The run's `nodes/` folder: local nodes keep their data and output there.
     pub nodes_dir: PathBuf,
@@ -192,15 +195,33 @@ async fn start_docker(
         }
     };
     log.log(&format!("node image {} ({})", image.tag, image.id));
+    // Per-link delay needs sch_netem in the kernel, or peer traffic through the harness's
+    // link proxies, which only targets whose nodes get their own peer lists can use.
+    let per_link_delay = req
+        .faults
+        .iter()
+        .any(|k| matches!(k, FaultKind::Figure8 | FaultKind::Netem));
+    let peer_links = if per_link_delay && req.spec.peering == Peering::PerLink {
+        PeerLinks::ProxiedWithoutNetem
+    } else {
+        PeerLinks::Direct
+    };
     let config = DockerClusterConfig {
         run_id: new_run_id(),
         image: image.tag,
         nodes: req.nodes,
         spec: req.spec.clone(),
+        peer_links,
     };
     log.phase(&format!("starting {} nodes", req.nodes));
     let cluster = Arc::new(DockerCluster::create(api, &config).await?);
     log.log(&format!("cluster run id {}", cluster.run_id()));
+    if cluster.proxied_links() {
+        log.log(
+            "peer links: through the harness's link proxies (the kernel has no sch_netem, and \
+             the run delays single links)",
+        );
+    }
     let ready = match req.spec.readiness {
         Readiness::ClientPort => cluster.wait_listening(DOCKER_READY_TIMEOUT_MS).await,
     };

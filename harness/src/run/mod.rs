@@ -111,6 +111,7 @@ async fn start_cluster(
     let request = StartRequest {
         backend: config.backend,
         spec: &spec,
+        faults: &config.nemesis,
         nodes: config.nodes,
         nodes_dir: dir.nodes(),
     };

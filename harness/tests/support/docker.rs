@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faultline::backend::docker::image::{ensure_base_image, ensure_node_image};
-use faultline::backend::docker::{new_run_id, DockerApi, DockerCluster, DockerClusterConfig};
+use faultline::backend::docker::{
+    new_run_id, DockerApi, DockerCluster, DockerClusterConfig, PeerLinks,
+};
 use faultline::backend::{NodeSpec, Peering, Program, Readiness, Refusal};
 use faultline::target::Target;
 use faultline_nemeses::FaultKind;
@@ -72,6 +74,7 @@ pub async fn cluster(api: DockerApi, image: String, nodes: u32, spec: NodeSpec) 
         image,
         nodes,
         spec,
+        peer_links: PeerLinks::Direct,
     };
     let cluster = DockerCluster::create(api, &config)
         .await

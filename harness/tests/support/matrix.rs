@@ -14,15 +14,6 @@ const MATRIX_TIMEOUT: Duration = Duration::from_secs(40 * 60);
 /// `faultline test-all`).
 pub fn left_out(backend: &str) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    if backend == "docker" {
-        out.push((
-            "figure8",
-            "the figure8 walk delays single links, and Docker's packet faults need the \
-             kernel's sch_netem, which this machine's kernel lacks (the run would inject \
-             nothing); the local backend's link proxies run both figure8 cells"
-                .to_string(),
-        ));
-    }
     // Every clock fault would be skipped, and a bug that needs one missed.
     if backend == "local" && super::local::faketime().is_none() {
         out.push((

@@ -13,7 +13,7 @@
 //! netem, iptables random-loss rules in a chain of their own (see `packet.rs`). Which
 //! qdiscs the kernel has is probed once per cluster, on the first packet fault.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -41,6 +41,7 @@ use super::error::{to_cluster_error, DockerError};
 use super::guard::{TeardownGuard, TeardownHandle};
 use super::packet::{Qdiscs, CLEAR_SCRIPT, PROBE_SCRIPT, QDISC_MISSING};
 use super::subnet::{host_routes, parse_cidr, Subnet, MAX_NODES};
+use crate::backend::links::{Endpoint, Links, PACKET_CAPS};
 use crate::backend::spec::{NodeSpec, NodeValues, Peering, WalFiles};
 
 /// Where each node's data volume is mounted inside the server container.
@@ -63,6 +64,22 @@ const FAKETIME_FILE: &str = "/data/.faultline-faketime";
 /// How long a graceful stop waits after SIGTERM before Docker sends SIGKILL.
 const STOP_GRACE_S: i32 = 5;
 
+/// How nodes' peer traffic travels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PeerLinks {
+    /// Directly between the nodes' addresses; partitions are iptables rules in each node's
+    /// namespace and packet faults tc qdiscs on its interface.
+    #[default]
+    Direct,
+    /// Through the harness's link proxies on the network's gateway (one per directed
+    /// pair), which apply partitions and packet faults per link: delay without the
+    /// kernel's `sch_netem`. Targets with per-link peering only.
+    Proxied,
+    /// `Proxied` when the host kernel lacks `sch_netem` (probed before the servers start),
+    /// else `Direct`: for runs that need per-link delay.
+    ProxiedWithoutNetem,
+}
+
 /// Everything that describes a Docker cluster.
 #[derive(Debug, Clone)]
 pub struct DockerClusterConfig {
@@ -73,6 +90,7 @@ pub struct DockerClusterConfig {
     pub image: String,
     pub nodes: u32,
     pub spec: NodeSpec,
+    pub peer_links: PeerLinks,
 }
 
 /// One node's Docker-side identity.
@@ -106,6 +124,8 @@ pub struct DockerCluster {
     log_files: Vec<String>,
     /// The host kernel's packet schedulers, probed on the first packet fault.
     qdiscs: tokio::sync::OnceCell<Qdiscs>,
+    /// With proxied peer links: the proxies, which hold the partition and packet faults.
+    links: Option<Links>,
     guard: TeardownGuard,
 }
 
@@ -144,9 +164,15 @@ fn parse_process_age_ms(output: &str) -> Option<u64> {
 const PROCESS_AGE_SCRIPT: &str = "cat /proc/uptime; getconf CLK_TCK; cat /proc/1/stat";
 
 /// Node `m`'s values for the spec's placeholders. Every node has an address of its own on
-/// the run's network, so peers are reached directly: on the client port, or on the spec's
-/// peer port for targets whose peers listen apart.
-fn node_values(spec: &NodeSpec, m: &Member, members: &[Member]) -> NodeValues {
+/// the run's network, so peers are reached directly, on the client port or on the spec's
+/// peer port for targets whose peers listen apart; or, with proxied links, through the
+/// proxy of each link.
+fn node_values(
+    spec: &NodeSpec,
+    m: &Member,
+    members: &[Member],
+    links: Option<&Links>,
+) -> NodeValues {
     let peer_port = match spec.peering {
         Peering::PerLink => spec.client_port,
         Peering::Shared { peer_port } => peer_port,
@@ -160,7 +186,12 @@ fn node_values(spec: &NodeSpec, m: &Member, members: &[Member]) -> NodeValues {
         data_dir: NODE_DATA_DIR.to_string(),
         peers: members
             .iter()
-            .map(|p| (p.id, p.name.clone(), format!("{}:{peer_port}", p.ip)))
+            .map(|p| {
+                let addr = links
+                    .and_then(|l| l.proxy_addr(m.id, p.id))
+                    .map_or_else(|| format!("{}:{peer_port}", p.ip), |a| a.to_string());
+                (p.id, p.name.clone(), addr)
+            })
             .collect(),
         peer_listen: format!("0.0.0.0:{peer_port}"),
         peer_advertise: format!("{}:{peer_port}", m.ip),
@@ -243,7 +274,7 @@ impl DockerCluster {
             })
             .collect();
 
-        let cluster = Self {
+        let mut cluster = Self {
             api,
             run_id: config.run_id.clone(),
             subnet,
@@ -255,23 +286,10 @@ impl DockerCluster {
             wal: spec.wal.clone(),
             log_files: spec.log_files.clone(),
             qdiscs: tokio::sync::OnceCell::new(),
+            links: None,
             guard,
         };
-        let started = try_join_all(cluster.members.iter().map(|m| {
-            let values = node_values(spec, m, &cluster.members);
-            let mut command = vec![spec.program.name().to_string()];
-            command.extend(spec.render_args(&values));
-            let mut env: Vec<String> = spec
-                .render_env(&values)
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            if cluster.clock_refused.is_none() {
-                env.extend(faketime_env());
-            }
-            cluster.create_member(m, &config.image, command, env, &owner)
-        }))
-        .await;
+        let started = cluster.start_members(config, &owner).await;
         if let Err(e) = started {
             if let Err(te) = cluster.teardown().await {
                 tracing::error!(error = %te, "teardown after failed start also failed");
@@ -281,12 +299,93 @@ impl DockerCluster {
         Ok(cluster)
     }
 
-    async fn create_member(
+    /// Creates every node's namespace holder, decides how peers reach each other (which may
+    /// need a probe of the kernel from a holder), then starts the servers.
+    async fn start_members(
+        &mut self,
+        config: &DockerClusterConfig,
+        owner: &Owner,
+    ) -> Result<(), DockerError> {
+        let spec = &config.spec;
+        try_join_all(
+            self.members
+                .iter()
+                .map(|m| self.create_holder(m, &config.image, owner)),
+        )
+        .await?;
+        let proxied = match config.peer_links {
+            PeerLinks::Direct => false,
+            PeerLinks::Proxied => true,
+            PeerLinks::ProxiedWithoutNetem => {
+                let first = &self.members[0];
+                let qdiscs = self.qdiscs(first).await.map_err(|e| {
+                    DockerError::InvalidConfig(format!("probing the kernel's qdiscs: {e}"))
+                })?;
+                !qdiscs.netem
+            }
+        };
+        if proxied {
+            if spec.peering != Peering::PerLink {
+                return Err(DockerError::InvalidConfig(format!(
+                    "proxied peer links need a target whose nodes each get their own peer \
+                     list; {} shares one",
+                    spec.target
+                )));
+            }
+            let endpoints: Vec<Endpoint> = self
+                .members
+                .iter()
+                .map(|m| Endpoint {
+                    id: m.id,
+                    bind: IpAddr::V4(self.subnet.gateway()),
+                    peer_listen: SocketAddr::from((m.ip, spec.client_port)),
+                })
+                .collect();
+            let links = Links::start(&endpoints)
+                .await
+                .map_err(|source| DockerError::Io {
+                    context: format!(
+                        "starting the link proxies on the network's gateway {}",
+                        self.subnet.gateway()
+                    ),
+                    source,
+                })?;
+            tracing::info!(
+                run_id = self.run_id,
+                "peer traffic goes through the harness's link proxies"
+            );
+            self.links = Some(links);
+        }
+        let this = &*self;
+        try_join_all(this.members.iter().map(|m| {
+            let values = node_values(spec, m, &this.members, this.links.as_ref());
+            let mut command = vec![spec.program.name().to_string()];
+            command.extend(spec.render_args(&values));
+            let mut env: Vec<String> = spec
+                .render_env(&values)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if this.clock_refused.is_none() {
+                env.extend(faketime_env());
+            }
+            this.create_server(m, &config.image, command, env, owner)
+        }))
+        .await
+        .map(|_| ())
+    }
+
+    /// Whether peer traffic goes through the harness's link proxies.
+    pub fn proxied_links(&self) -> bool {
+        self.links.is_some()
+    }
+
+    /// The volume and the container that holds the node's network namespace (and its
+    /// firewall chain).
+    async fn create_holder(
         &self,
         m: &Member,
         image: &str,
-        command: Vec<String>,
-        env: Vec<String>,
         owner: &Owner,
     ) -> Result<(), DockerError> {
         let docker = self.api.docker();
@@ -350,9 +449,21 @@ impl DockerCluster {
                     ),
                 ],
             )
-            .await?;
+            .await
+            .map(|_| ())
+    }
 
-        let mut server_labels = labels;
+    /// The container that runs the node's program, in the holder's namespace.
+    async fn create_server(
+        &self,
+        m: &Member,
+        image: &str,
+        command: Vec<String>,
+        env: Vec<String>,
+        owner: &Owner,
+    ) -> Result<(), DockerError> {
+        let mut server_labels = owner.labels(&self.run_id);
+        server_labels.insert("faultline.node".into(), m.name.clone());
         server_labels.insert("faultline.role".into(), "server".into());
         let server = ContainerCreateBody {
             image: Some(image.to_string()),
@@ -697,6 +808,10 @@ impl Cluster for DockerCluster {
         if let Ok(mut current) = self.grudge.lock() {
             *current = grudge.clone();
         }
+        if let Some(links) = &self.links {
+            links.partition(grudge);
+            return Ok(());
+        }
         try_join_all(self.members.iter().map(|m| async move {
             self.apply_rules(m, grudge)
                 .await
@@ -708,6 +823,9 @@ impl Cluster for DockerCluster {
 
     /// Clears the partition and every node's packet fault.
     async fn heal(&self) -> Result<(), ClusterError> {
+        if let Some(links) = &self.links {
+            links.heal();
+        }
         self.partition(&Grudge::new()).await?;
         try_join_all(self.members.iter().map(|m| async move {
             self.clear_packet_fault(m)
@@ -718,8 +836,12 @@ impl Cluster for DockerCluster {
         .map(|_| ())
     }
 
-    /// Everything with `sch_netem`; without it, loss (iptables) and rate limits (htb).
+    /// Everything with `sch_netem`; without it, loss (iptables) and rate limits (htb). With
+    /// proxied links, what the proxies can do.
     async fn packet_caps(&self) -> Result<PacketCaps, ClusterError> {
+        if self.links.is_some() {
+            return Ok(PACKET_CAPS);
+        }
         let first = self
             .members
             .first()
@@ -734,6 +856,18 @@ impl Cluster for DockerCluster {
             target: m.name.clone(),
             source: Box::new(e),
         })?;
+        if let Some(links) = &self.links {
+            for &to in &fault.to {
+                self.member(to)?;
+            }
+            return links
+                .netem(node, fault)
+                .map_err(|reason| ClusterError::Unsupported {
+                    op: "netem",
+                    backend: "the Docker backend",
+                    reason,
+                });
+        }
         let to = fault
             .to
             .iter()
@@ -767,6 +901,9 @@ impl Cluster for DockerCluster {
 
     async fn clear_netem(&self, node: NodeId) -> Result<(), ClusterError> {
         let m = self.member(node)?;
+        if let Some(links) = &self.links {
+            links.clear_netem(node);
+        }
         self.clear_packet_fault(m)
             .await
             .map_err(|e| to_cluster_error("clear netem", &m.name, e))
@@ -1059,7 +1196,7 @@ mod tests {
             wal: None,
             refused: Vec::new(),
         };
-        let v = node_values(&spec, &members[1], &members);
+        let v = node_values(&spec, &members[1], &members, None);
         assert_eq!(
             spec.render_args(&v),
             [
@@ -1075,7 +1212,7 @@ mod tests {
             "{peer_advertise}".into(),
         ];
         spec.peer_entry = "{name}=http://{addr}".into();
-        let v = node_values(&spec, &members[0], &members);
+        let v = node_values(&spec, &members[0], &members, None);
         assert_eq!(
             spec.render_args(&v),
             [

@@ -14,6 +14,6 @@ pub mod subnet;
 
 pub use api::{DockerApi, DEFAULT_CALL_TIMEOUT_MS};
 pub use cleanup::{cleanup_stale_runs, teardown_run, Removed};
-pub use cluster::{new_run_id, DockerCluster, DockerClusterConfig, Member};
+pub use cluster::{new_run_id, DockerCluster, DockerClusterConfig, Member, PeerLinks};
 pub use error::DockerError;
 pub use guard::{TeardownGuard, TeardownHandle};

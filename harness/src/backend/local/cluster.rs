@@ -36,7 +36,7 @@ use super::attribute::MemberPids;
 use super::destination::{DestinationProxy, Routes};
 use super::faketime;
 use super::process::{Launch, NodeProcess, ProcessError};
-use super::proxy::{DirectionFault, LinkFault, LinkProxy};
+use crate::backend::links::{Endpoint, LinkFault, Links, PACKET_CAPS};
 use crate::backend::spec::{NodeSpec, NodeValues, Peering, WalFiles};
 
 /// Most nodes one cluster may have: the last octet `10 + K` must stay a valid address.
@@ -48,17 +48,6 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 const IP_BASE: u32 = 10;
 /// Upper bound on one copied log file, so a runaway logger cannot fill the results disk.
 const LOG_COPY_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
-/// What the proxies can do to a stream (see `proxy.rs`): delay, loss (as a retransmission
-/// delay) and rate, per link; not duplication or reordering, which TCP undoes.
-pub const PACKET_CAPS: PacketCaps = PacketCaps {
-    delay: true,
-    loss: true,
-    duplicate: false,
-    reorder: false,
-    rate: true,
-    per_link: true,
-};
-
 /// Everything that describes a local cluster.
 #[derive(Clone, Debug)]
 pub struct LocalClusterConfig {
@@ -113,24 +102,15 @@ pub struct Member {
     process: tokio::sync::Mutex<NodeProcess>,
 }
 
-/// The faults the proxies currently apply.
-#[derive(Clone, Debug, Default)]
-struct NetworkFaults {
-    grudge: Grudge,
-    /// Each node's packet fault on its outgoing peer links.
-    netem: BTreeMap<NodeId, PacketFault>,
-}
-
 pub struct LocalCluster {
     members: Vec<Member>,
     nodes: Vec<Node>,
-    /// (from, to) -> the proxy `from` uses to reach `to`.
-    links: BTreeMap<(NodeId, NodeId), LinkProxy>,
+    /// The proxy `from` uses to reach `to`, for every pair, and the faults they apply.
+    links: Links,
     /// With shared peering, each node's advertised peer address (empty otherwise).
     destinations: BTreeMap<NodeId, DestinationProxy>,
     /// The members' running processes, for the destination proxies' attribution.
     pids: MemberPids,
-    faults: Mutex<NetworkFaults>,
     /// Why `clock` cannot work, when it cannot.
     clock_unsupported: Option<String>,
     /// The target's write-ahead log, for disk corruption.
@@ -230,22 +210,17 @@ impl LocalCluster {
             });
         }
         // The proxy for A -> B listens on B's address (another port), so logs read sensibly.
-        let mut links = BTreeMap::new();
-        for from in &planned {
-            for to in &planned {
-                if from.id == to.id {
-                    continue;
-                }
-                let bind = SocketAddr::from((to.addr.ip(), 0));
-                let proxy = LinkProxy::start(bind, to.peer_listen)
-                    .await
-                    .map_err(io_err(format!(
-                        "starting the proxy {} -> {}",
-                        from.id, to.id
-                    )))?;
-                links.insert((from.id, to.id), proxy);
-            }
-        }
+        let endpoints: Vec<Endpoint> = planned
+            .iter()
+            .map(|p| Endpoint {
+                id: p.id,
+                bind: p.addr.ip(),
+                peer_listen: p.peer_listen,
+            })
+            .collect();
+        let links = Links::start(&endpoints)
+            .await
+            .map_err(io_err("starting the link proxies"))?;
         let pids = MemberPids::default();
         let mut destinations = BTreeMap::new();
         if shared {
@@ -253,11 +228,7 @@ impl LocalCluster {
                 let routes = Routes {
                     node: to.id,
                     own: to.peer_listen,
-                    links: links
-                        .iter()
-                        .filter(|((_, b), _)| *b == to.id)
-                        .map(|((a, _), proxy)| (*a, proxy.listen_addr()))
-                        .collect(),
+                    links: links.into_node(to.id),
                 };
                 let bind = SocketAddr::from((to.addr.ip(), 0));
                 let dest = DestinationProxy::start(bind, routes, pids.clone())
@@ -322,7 +293,6 @@ impl LocalCluster {
             links,
             destinations,
             pids,
-            faults: Mutex::new(NetworkFaults::default()),
             clock_unsupported: faketime_lib.err(),
             wal: spec.wal.clone(),
             log_files: spec.log_files.clone(),
@@ -344,7 +314,7 @@ impl LocalCluster {
     /// address `from` is given for `to`; with shared peering, where `to`'s destination
     /// proxy relays `from`'s connections.
     pub fn proxy_addr(&self, from: NodeId, to: NodeId) -> Option<SocketAddr> {
-        self.links.get(&(from, to)).map(LinkProxy::listen_addr)
+        self.links.proxy_addr(from, to)
     }
 
     /// With shared peering, `id`'s advertised peer address (its destination proxy).
@@ -356,15 +326,12 @@ impl LocalCluster {
 
     /// The faults on the link `from` -> `to`.
     pub fn link_fault(&self, from: NodeId, to: NodeId) -> Option<LinkFault> {
-        self.links.get(&(from, to)).map(LinkProxy::fault)
+        self.links.link_fault(from, to)
     }
 
     /// The grudge currently applied (empty after `heal`).
     pub fn current_grudge(&self) -> Grudge {
-        self.faults
-            .lock()
-            .map(|f| f.grudge.clone())
-            .unwrap_or_default()
+        self.links.grudge()
     }
 
     /// Whether clock faults work on this cluster, and if not, why.
@@ -427,29 +394,6 @@ impl LocalCluster {
             Some(e) => Err(e.into()),
         }
     }
-
-    /// Pushes the current faults into every proxy.
-    fn apply(&self, faults: &NetworkFaults) {
-        for ((from, to), proxy) in &self.links {
-            proxy.set_fault(LinkFault {
-                forward: DirectionFault {
-                    cut: faults.grudge.blocks(*from, *to),
-                    netem: packet_spec(&faults.netem, *from, *to),
-                },
-                backward: DirectionFault {
-                    cut: faults.grudge.blocks(*to, *from),
-                    netem: packet_spec(&faults.netem, *to, *from),
-                },
-            });
-        }
-    }
-
-    fn update_faults(&self, f: impl FnOnce(&mut NetworkFaults)) {
-        // A poisoned lock only means a panic elsewhere mid-update; the data is still whole.
-        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut faults);
-        self.apply(&faults);
-    }
 }
 
 /// Flips byte `size - 1 - pick % 16` of the newest segment of `wal` in `data_dir` (names
@@ -499,17 +443,6 @@ fn corrupt_wal_tail(
 }
 
 /// The spec on `from`'s packets for `to`, if `from`'s fault covers that link.
-fn packet_spec(
-    faults: &BTreeMap<NodeId, PacketFault>,
-    from: NodeId,
-    to: NodeId,
-) -> Option<faultline_nemeses::NetemSpec> {
-    faults
-        .get(&from)
-        .filter(|f| f.applies_to(to))
-        .map(|f| f.spec)
-}
-
 /// `--peers` for node `id`: itself at its own address, every other node at its proxy.
 /// Where node `p` reaches each node (itself included), for `{peers}`: with per-link
 /// peering, the proxy of its link to each other node (itself at its own address); with
@@ -517,7 +450,7 @@ fn packet_spec(
 fn peer_addrs(
     p: &Planned,
     planned: &[Planned],
-    links: &BTreeMap<(NodeId, NodeId), LinkProxy>,
+    links: &Links,
     destinations: &BTreeMap<NodeId, DestinationProxy>,
 ) -> Vec<(NodeId, String, String)> {
     planned
@@ -526,9 +459,7 @@ fn peer_addrs(
             let addr = match destinations.get(&q.id) {
                 Some(dest) => dest.listen_addr(),
                 None if q.id == p.id => p.addr,
-                None => links
-                    .get(&(p.id, q.id))
-                    .map_or(q.addr, LinkProxy::listen_addr),
+                None => links.proxy_addr(p.id, q.id).unwrap_or(q.addr),
             };
             (q.id, q.name.clone(), addr.to_string())
         })
@@ -558,13 +489,13 @@ impl Cluster for LocalCluster {
                 self.member(from)?;
             }
         }
-        self.update_faults(|f| f.grudge = grudge.clone());
+        self.links.partition(grudge);
         Ok(())
     }
 
     /// Clears the partition and every node's packet fault.
     async fn heal(&self) -> Result<(), ClusterError> {
-        self.update_faults(|f| *f = NetworkFaults::default());
+        self.links.heal();
         Ok(())
     }
 
@@ -586,29 +517,18 @@ impl Cluster for LocalCluster {
         for &to in &fault.to {
             self.member(to)?;
         }
-        let missing = PACKET_CAPS.missing(fault);
-        if !missing.is_empty() {
-            return Err(ClusterError::Unsupported {
+        self.links
+            .netem(node, fault)
+            .map_err(|reason| ClusterError::Unsupported {
                 op: "netem",
                 backend: "the local backend",
-                reason: format!(
-                    "{} cannot be applied to the TCP streams the proxies carry: the \
-                     receiving TCP puts duplicated and reordered packets back in order",
-                    missing.join(", ")
-                ),
-            });
-        }
-        self.update_faults(|f| {
-            f.netem.insert(node, fault.clone());
-        });
-        Ok(())
+                reason,
+            })
     }
 
     async fn clear_netem(&self, node: NodeId) -> Result<(), ClusterError> {
         self.member(node)?;
-        self.update_faults(|f| {
-            f.netem.remove(&node);
-        });
+        self.links.clear_netem(node);
         Ok(())
     }
 

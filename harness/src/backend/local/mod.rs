@@ -11,10 +11,8 @@ pub mod cluster;
 pub mod destination;
 pub mod faketime;
 pub mod process;
-pub mod proxy;
 
 pub use attribute::{AttributeError, MemberPids};
 pub use cluster::{LocalCluster, LocalClusterConfig, LocalError, Member};
 pub use destination::DestinationProxy;
 pub use process::{NodeProcess, ProcessError};
-pub use proxy::{DirectionFault, LinkFault, LinkProxy};

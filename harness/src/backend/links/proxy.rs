@@ -1,10 +1,10 @@
-//! `LinkProxy`: one directed peer link of the local backend (node A -> node B) as a TCP
-//! proxy in the harness's own tokio runtime. Node A is started with this proxy's address as
-//! B's peer address, so every connection A opens to B (Raft messages, forwarded client
-//! requests) passes through it, and the harness decides what gets through.
+//! `LinkProxy`: one directed peer link (node A -> node B) as a TCP proxy in the harness's
+//! own tokio runtime. Node A is started with this proxy's address as B's peer address, so
+//! every connection A opens to B (Raft messages, forwarded client requests) passes through
+//! it, and the harness decides what gets through.
 //!
-//! What a cut means, matched to the Docker backend, where node X drops (iptables `DROP` on
-//! INPUT) every packet from the nodes in `grudge.drops_from(X)`:
+//! What a cut means, matched to the Docker backend's firewall, where node X drops (iptables
+//! `DROP` on INPUT) every packet from the nodes in `grudge.drops_from(X)`:
 //!
 //! - **forward cut** (B drops from A: B must not hear A). Every open connection on the link
 //!   is killed (RST both ways), so no byte A sent after the cut reaches B. New connections
@@ -35,7 +35,7 @@
 //!   timeout, and never dropped. Even a 100% loss is a 200 ms stall per chunk, not a cut:
 //!   a partition is the fault for that.
 //! - duplication and reordering are undone by the receiving TCP, so a proxy of streams has
-//!   nothing to apply; the local backend refuses them rather than pretend.
+//!   nothing to apply; the links refuse them rather than pretend.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
