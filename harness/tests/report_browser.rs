@@ -236,9 +236,13 @@ fn big_run_report_draws_a_window() {
     write_history(&dir.path().join("history.jsonl"), &events);
     std::fs::write(
         dir.path().join("results.json"),
-        json!({"verdict": "unknown", "test": "big", "judgement": {"verdict": "unknown",
-            "model": "cas-register", "linearizable": {"verdict": "unknown",
-            "limit": "timeout 1s", "stats": {"ops": OPS}}}})
+        json!({"schema_version": 2, "verdict": "unknown", "test": "big", "run_dir": "",
+            "seed": 1, "total_ms": 1000,
+            "judgement": {"verdict": "unknown", "model": "cas-register",
+                "linearizable": {"verdict": "unknown", "limit": "timeout 1s",
+                    "stats": {"ops": OPS}},
+                "stats": {"ops": OPS, "duration_ns": null, "groups": [], "bucket_ns": 1,
+                    "timeline": []}}})
         .to_string(),
     )
     .unwrap();
