@@ -3,7 +3,7 @@
 //! [`crate::run::run_test`]; its `report.html` is written into the results folder at the
 //! end of every run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,13 +21,27 @@ pub struct TestCommand {
     #[command(flatten)]
     pub run: TestArgs,
 
-    /// Also write the verdict as JUnit XML to this file (one test case per check).
+    /// Also write the verdict as JUnit XML to this file (one test case per check; with
+    /// --test-count, one test suite per run).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+
+    /// Make N independent runs, with seeds SEED to SEED+N-1, and summarise them (a table,
+    /// and batch.json and JUnit in results/<test>/batch-<timestamp>/).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub test_count: Option<u32>,
+
+    /// With --test-count: go on after an invalid run (by default the batch stops there).
+    #[arg(long, requires = "test_count")]
+    pub keep_going: bool,
 }
 
 pub fn run(args: TestCommand) -> ExitCode {
-    let done = crate::run::execute(args.run.to_config());
+    let config = args.run.to_config();
+    if let Some(count) = args.test_count {
+        return batch(&config, count, args.keep_going, args.junit.as_deref());
+    }
+    let done = crate::run::execute(config);
     if let Some(junit) = args.junit {
         let results = crate::results::Results::Run(done.results);
         let xml = crate::report::junit::render(&done.test, &results);
@@ -36,6 +50,22 @@ pub fn run(args: TestCommand) -> ExitCode {
         }
     }
     ExitCode::from(done.code)
+}
+
+/// `--test-count N`: the batch, its table on stdout, and the worst run's exit code.
+fn batch(config: &TestConfig, count: u32, keep_going: bool, junit: Option<&Path>) -> ExitCode {
+    let batch = crate::run::batch::run_batch(config, count, keep_going);
+    println!();
+    print!("{}", batch.results.table());
+    if let Some(dir) = &batch.dir {
+        println!("summary: {}", dir.join("batch.json").display());
+        if let Some(file) = junit {
+            if let Err(e) = std::fs::copy(dir.join("batch.xml"), file) {
+                eprintln!("error: --junit {}: {e}", file.display());
+            }
+        }
+    }
+    ExitCode::from(batch.results.verdict().exit_code())
 }
 
 /// A `--nemesis` value: a comma-separated list of fault kinds.

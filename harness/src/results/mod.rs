@@ -5,12 +5,14 @@
 //! the runs wrote. Every document carries a `schema_version`: a file from a newer faultline
 //! is refused with a clear error rather than misread.
 
+mod batch;
 mod check;
 mod run;
 mod verdict;
 
 use std::path::{Path, PathBuf};
 
+pub use batch::{BatchResults, BatchRun};
 pub use check::CheckResults;
 pub use run::{Exercised, Judgement, RunResults};
 pub use verdict::Verdict;
@@ -53,15 +55,29 @@ pub enum ResultsError {
 
 /// Reads a run's `results.json`.
 pub fn read_run(path: &Path) -> Result<RunResults, ResultsError> {
+    read(path)
+}
+
+/// Reads a batch's `batch.json`.
+pub fn read_batch(path: &Path) -> Result<BatchResults, ResultsError> {
+    read(path)
+}
+
+fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
     let bytes = std::fs::read(path).map_err(|source| ResultsError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_run(path, &bytes)
+    parse(path, &bytes)
 }
 
 /// Parses `results.json`'s bytes (`path` names them in errors).
 pub fn parse_run(path: &Path, bytes: &[u8]) -> Result<RunResults, ResultsError> {
+    parse(path, bytes)
+}
+
+/// Parses a results document of any kind, its schema version checked first.
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, ResultsError> {
     let malformed = |source| ResultsError::Malformed {
         path: path.to_path_buf(),
         source,

@@ -13,6 +13,7 @@
 //! Ctrl-C stops the run early but still heals, tears down, and judges what was recorded.
 //! Exit codes: 0 valid, 1 invalid, 2 unknown, 3 the run itself failed.
 
+pub mod batch;
 pub mod config;
 pub mod exercise;
 pub mod judge;
