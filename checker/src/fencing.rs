@@ -216,6 +216,19 @@ impl fmt::Display for FencingReport {
 /// Checks the fencing rules on `history`.
 pub fn check(history: &History) -> Result<FencingReport, HistoryError> {
     let ops = history.ops()?;
+    // A history without a single lock op is not a lock history: calling it fencing-valid
+    // would pass any history checked with the wrong model.
+    let lock_op = |op: &Op| matches!(op.f.as_str(), "acquire" | "release" | "fenced-write");
+    if let Some(first) = ops.first() {
+        if !ops.iter().any(lock_op) {
+            return Err(HistoryError::at(
+                history.location(first.invoke),
+                "f",
+                "a lock history for the fencing check (acquire, release, fenced-write); \
+                 this one has no lock op: check it with a linearizability model",
+            ));
+        }
+    }
     let mut acquires: BTreeMap<&str, Vec<Grant>> = BTreeMap::new();
     let mut releases: BTreeMap<(&str, u64), Vec<&Op>> = BTreeMap::new();
     let mut writes: BTreeMap<&str, Vec<Write>> = BTreeMap::new();
@@ -583,6 +596,9 @@ mod tests {
             self.0.last_mut().unwrap().error = Some(error.to_string());
             self
         }
+        fn history(&self) -> History {
+            History::from_events(self.0.clone())
+        }
         fn acquire(&mut self, p: u64, token: i64) -> &mut Self {
             self.inv(p, "acquire", Value::Null)
                 .ok(p, "acquire", token.into())
@@ -929,5 +945,18 @@ mod tests {
         h.inv(1, "fenced-write", 3.into());
         let e = check(&History::from_events(h.0)).unwrap_err().to_string();
         assert!(e.contains("[token data]"), "{e}");
+    }
+
+    #[test]
+    fn a_history_without_an_acquire_is_not_checked_for_fencing() {
+        let mut h = H::default();
+        h.inv(0, "write", 1.into()).ok(0, "write", 1.into());
+        let e = check(&h.history()).unwrap_err().to_string();
+        assert!(
+            e.contains("field `f`") && e.contains("no lock op"),
+            "a register history checked with the wrong model: {e}"
+        );
+        // An empty history is vacuously fine.
+        assert!(check(&History::from_events(Vec::new())).unwrap().valid);
     }
 }

@@ -1,7 +1,8 @@
 //! The local backend against real raftkv processes: each fault has the effect it claims and
 //! heal (or resume, or start) undoes it, then whole `faultline test --backend local` runs:
 //! a correct raftkv is `valid` under partition+kill+pause, `--bug stale-read` under
-//! partitions is `invalid` within a few seeds, and a run without Docker says so.
+//! partitions is `invalid` within a few seeds, a batch of runs (`--test-count`) writes its
+//! summary, and a run without Docker says so.
 //!
 //! Needs the raftkv binary beside the test binary (`cargo build --release --bin raftkv`);
 //! without it each test skips, printing why (or fails, under `FAULTLINE_REQUIRE`). Tests run
@@ -631,6 +632,67 @@ async fn stale_read_bug_is_found_on_the_local_backend() {
         verdicts.push(format!("seed {seed}: {verdict}"));
     }
     panic!("stale-read not detected: {verdicts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_runs_writes_its_summary_and_serve_shows_it_as_a_group() {
+    let Some(raftkv) = raftkv_or_skip() else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let results = tempfile::tempdir().expect("tempdir");
+    let run = run_local(
+        &raftkv,
+        results.path(),
+        &[
+            "--backend",
+            "local",
+            "--nemesis",
+            "partition,kill",
+            "--time-limit",
+            "4s",
+            "--seed",
+            "5",
+            "--test-count",
+            "2",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert!(run.stdout.contains("2 runs: 2 valid"), "{}", run.describe());
+    let root = results.path().join("runs");
+    let batches = faultline::serve::batches::list(&root);
+    assert_eq!(batches.len(), 1, "{}", run.describe());
+    let batch = batches[0].results.as_ref().expect("batch.json reads");
+    assert_eq!(batch.requested, 2);
+    let seeds: Vec<u64> = batch.runs.iter().map(|r| r.seed).collect();
+    assert_eq!(seeds, vec![5, 6]);
+    for r in &batch.runs {
+        assert_eq!(r.verdict, faultline::results::Verdict::Valid, "{r:?}");
+        assert!(r.ops > 0 && r.faults > 0, "{r:?}");
+        assert!(r.run_dir.join("results.json").is_file(), "{r:?}");
+    }
+    let folder = root.join(&batches[0].test).join(&batches[0].folder);
+    let junit = std::fs::read_to_string(folder.join("batch.xml")).expect("batch.xml");
+    assert_eq!(junit.matches("<testcase").count(), 2, "{junit}");
+    let table = std::fs::read_to_string(folder.join("batch.txt")).expect("batch.txt");
+    assert!(table.contains("2 runs: 2 valid"), "{table}");
+    // The index groups the batch and marks both of its runs with it.
+    let runs = faultline::serve::runs::list(&root);
+    let page = faultline::serve::runs::render(&root, &runs, &batches);
+    assert_eq!(
+        page.matches(r#"<details class="batch""#).count(),
+        1,
+        "{page}"
+    );
+    assert_eq!(
+        page.matches(r#"<tr class="batch-run""#).count(),
+        2,
+        "{page}"
+    );
+    let marked = format!(r#"data-batch="{}""#, batches[0].folder);
+    assert_eq!(page.matches(&marked).count(), 3, "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,6 +114,7 @@ fn outcome(events: &[Event], workload: Workload) -> RunResults {
             workload_ms: 1_000,
         }),
         judgement: Some(j),
+        teardown_error: None,
         total_ms: 1_500,
     }
 }

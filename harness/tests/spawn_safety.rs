@@ -12,7 +12,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use faultline::backend::local::process::{child_setup, Launch, NodeProcess};
+use faultline::backend::child::child_setup;
+use faultline::backend::local::process::{Launch, NodeProcess};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 

@@ -54,6 +54,11 @@ pub async fn run_streaming(
 ) -> Result<(), BuildError> {
     // debootstrap and apt live in sbin; make sure children find them too.
     let path = std::env::var("PATH").unwrap_or_default();
+    let parent = nix::unistd::getpid();
+    // SAFETY: `child_setup` is async-signal-safe and allocates nothing (its comment).
+    unsafe {
+        cmd.pre_exec(move || super::child::child_setup(parent));
+    }
     cmd.env("PATH", format!("{path}:/usr/sbin:/sbin"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

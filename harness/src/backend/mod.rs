@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod bundled;
+pub mod child;
 pub mod docker;
 pub mod external;
 pub mod installed;

@@ -101,6 +101,9 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T,
 
 /// The results a report or JUnit output is made from: a run's, or one checked history's.
 #[derive(Clone, Debug)]
+// Made one at a time, for one report or one JUnit suite: boxing would only make matching
+// clumsier.
+#[allow(clippy::large_enum_variant)]
 pub enum Results {
     Run(RunResults),
     Check(CheckResults),

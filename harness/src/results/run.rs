@@ -30,6 +30,10 @@ pub struct RunResults {
     pub exercised: Option<Exercised>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judgement: Option<Judgement>,
+    /// Why the cluster could not be torn down (Docker stopped answering): what the run
+    /// started is left, and the next run removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown_error: Option<String>,
     pub total_ms: u64,
 }
 
@@ -45,12 +49,22 @@ impl RunResults {
             error: Some(error),
             exercised: None,
             judgement: None,
+            teardown_error: None,
             total_ms: 0,
         }
     }
 
+    /// The run's exit code: its verdict's, except that a run stopped early (Ctrl-C) or one
+    /// whose cluster could not be torn down is no pass: it exits 3 unless what it recorded
+    /// already shows a violation (1).
     pub fn exit_code(&self) -> u8 {
-        self.verdict.exit_code()
+        let cancelled = self.exercised.as_ref().is_some_and(|x| x.cancelled);
+        let spoiled = cancelled || self.teardown_error.is_some();
+        if spoiled && self.verdict != Verdict::Invalid {
+            Verdict::Error.exit_code()
+        } else {
+            self.verdict.exit_code()
+        }
     }
 
     /// The verdict line: `valid  results/raftkv-register/20261123T112233  seed 42  ...`.
@@ -79,6 +93,9 @@ impl RunResults {
         }
         if let Some(e) = &self.error {
             s.push_str(&format!("  error: {e}"));
+        }
+        if let Some(e) = &self.teardown_error {
+            s.push_str(&format!("  teardown failed: {e}"));
         }
         s
     }

@@ -62,6 +62,13 @@ pub async fn wait_for_leader(
     }
 }
 
+/// Returns once `cancel` turns true; never when nobody can cancel any more.
+async fn until_cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Sleeps for `d` unless cancelled first; returns whether it was cancelled.
 async fn sleep_or_cancel(d: Duration, cancel: &mut watch::Receiver<bool>) -> bool {
     if *cancel.borrow() {
@@ -131,6 +138,7 @@ pub async fn exercise(
         },
         Arc::new(HistoryLog(recorder.handle())),
     );
+    progress.phase("running the workload");
     progress.follow(
         recorder.handle().counts().clone(),
         schedule.current(),
@@ -181,25 +189,32 @@ pub async fn exercise(
     }
 
     let mut finals = FinalReads::default();
-    let cancelled = cancelled || {
+    let mut cancelled = cancelled || {
         progress.phase("quiet period");
         sleep_or_cancel(Duration::from_millis(config.quiet_period_ms), &mut cancel).await
     };
     if !cancelled {
         progress.phase("waiting for a leader before final reads");
-        if wait_for_leader(client.as_ref(), leader_wait, &mut cancel)
-            .await
-            .is_none()
-        {
+        let leader = wait_for_leader(client.as_ref(), leader_wait, &mut cancel).await;
+        cancelled = *cancel.borrow();
+        if leader.is_none() && !cancelled {
             dir.log("no leader before the final reads; trying anyway");
         }
+    }
+    if !cancelled {
         progress.phase("final reads");
-        finals = runner
-            .final_reads(
-                report.next_process,
-                Duration::from_millis(config.final_reads_ms),
-            )
-            .await;
+        let reads = runner.final_reads(
+            report.next_process,
+            Duration::from_millis(config.final_reads_ms),
+        );
+        // A signal cuts them short: reads left open are unknown, which the checker allows.
+        tokio::select! {
+            f = reads => finals = f,
+            () = until_cancelled(&mut cancel) => {
+                cancelled = true;
+                dir.log("final reads cut short by a signal");
+            }
+        }
     }
     let counts = recorder.handle().counts().snapshot();
     let events_written = recorder.close().await?;

@@ -95,11 +95,21 @@ pub async fn run_test(config: TestConfig) -> anyhow::Result<RunResults> {
     };
     let exercised = run_exercise(&config, &dir, cluster.cluster(), progress, cancel).await;
     // Teardown before judging: the check may take minutes and needs no cluster.
-    if let Err(e) = cluster.teardown().await {
-        dir.log(&format!("teardown failed: {e}"));
-        tracing::warn!("teardown: {e}");
+    let teardown = cluster.teardown().await.err().map(|e| {
+        let why = format!(
+            "{e}; what the run started is left (Docker containers, network and volumes are \
+             labelled with the run), and the next run removes it"
+        );
+        dir.log(&format!("teardown failed: {why}"));
+        eprintln!("error: tearing the cluster down failed: {why}");
+        why
+    });
+    let mut outcome = conclude(&config, &dir, started, exercised).await;
+    if teardown.is_some() {
+        outcome.teardown_error = teardown;
+        write_results(&dir, &outcome);
     }
-    Ok(conclude(&config, &dir, started, exercised).await)
+    Ok(outcome)
 }
 
 /// Starts the run's cluster: the target's node description, on the configured backend.
@@ -188,6 +198,7 @@ async fn conclude(
     let workload = config.workload;
     let timeout = Duration::from_millis(config.check_timeout_ms);
     let judged = tokio::task::spawn_blocking(move || judge::judge(&path, workload, timeout)).await;
+    progress.phase("writing the results and the report");
     progress.finish();
     let judgement = match judged {
         Ok(Ok(j)) => j,
@@ -219,6 +230,7 @@ async fn conclude(
         error: None,
         exercised: Some(exercised),
         judgement: Some(judgement),
+        teardown_error: None,
         total_ms: millis(started.elapsed()),
     };
     write_results(dir, &outcome);
@@ -242,6 +254,7 @@ fn failed(
         error: Some(error),
         exercised,
         judgement: None,
+        teardown_error: None,
         total_ms: millis(started.elapsed()),
     };
     write_results(dir, &outcome);
@@ -304,6 +317,9 @@ pub fn execute(config: TestConfig) -> Executed {
     match runtime.block_on(run_test(config)) {
         Ok(outcome) => {
             println!("{}", outcome.summary());
+            if let Some(e) = &outcome.error {
+                eprintln!("error: {e}");
+            }
             Executed {
                 code: outcome.exit_code(),
                 test: test.clone(),

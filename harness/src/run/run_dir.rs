@@ -15,19 +15,19 @@ use super::config::TestConfig;
 /// Runs started in the same second get `-2`, `-3`, ... suffixes, up to this many.
 const MAX_SAME_SECOND: u32 = 100;
 
-/// A results-folder I/O failure, naming the path.
+/// A results-folder I/O failure, naming the path. The I/O error is part of the message,
+/// not a source of its own, so a chain of errors prints it once.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+#[error("the results folder {}: {cause}", path.display())]
 pub struct ResultsError {
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 fn at(path: &Path) -> impl FnOnce(std::io::Error) -> ResultsError + '_ {
-    move |source| ResultsError {
+    move |cause| ResultsError {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -85,6 +85,13 @@ impl RunDir {
         }
         let dir = RunDir { path };
         dir.write_json("config.json", config)?;
+        // A run killed while writing a file (SIGKILL) left its temporary copy behind: the
+        // next run of the test removes it from the folder `latest` still points at.
+        if let Ok(previous) = std::fs::read_link(test_dir.join("latest")) {
+            remove_stale_temporaries(&test_dir.join(previous));
+        }
+        remove_stale_temporaries(&test_dir);
+        remove_stale_temporaries(&config.results_dir);
         // Links are a convenience: a failure to make them does not stop the run.
         let name = dir.path.file_name().map(PathBuf::from).unwrap_or_default();
         if let Err(e) = relink(&test_dir.join("latest"), &name) {
@@ -144,6 +151,38 @@ impl RunDir {
     }
 }
 
+/// A temporary file (`.<name>.tmp`, written then renamed over `<name>`) older than this
+/// belongs to a writer that died: a write takes milliseconds.
+const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the stale temporary files (and temporary `latest` links) directly in `dir`. One
+/// younger than [`STALE_TEMPORARY`] may be a live writer's (another run of the same test)
+/// and is left alone.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with('.') && name.ends_with(".tmp")) {
+            continue;
+        }
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_TEMPORARY);
+        if stale {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!("removed {}, left by a run that died", e.path().display()),
+                Err(err) => tracing::warn!("{}: {err}", e.path().display()),
+            }
+        }
+    }
+}
+
 /// Points symlink `link` at `target`, replacing an existing link atomically (a temporary
 /// link renamed over it). Refuses to replace anything that is not a symlink.
 fn relink(link: &Path, target: &Path) -> std::io::Result<()> {
@@ -198,8 +237,23 @@ mod tests {
             std::fs::canonicalize(test_latest).unwrap(),
             std::fs::canonicalize(b.path()).unwrap()
         );
-        b.log("phase one");
-        let log = std::fs::read_to_string(b.path().join("faultline.log")).unwrap();
+        // A temporary file a killed run left in the latest folder goes; a fresh one stays.
+        let old = b.path().join(".results.json.tmp");
+        let fresh = b.path().join(".report.html.tmp");
+        std::fs::write(&old, "half").unwrap();
+        std::fs::write(&fresh, "half").unwrap();
+        let hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let c = RunDir::create(&config).unwrap();
+        assert!(!old.exists(), "the stale temporary file was removed");
+        assert!(fresh.exists(), "a fresh one may be a live writer's");
+        c.log("phase one");
+        let log = std::fs::read_to_string(c.path().join("faultline.log")).unwrap();
         assert!(log.ends_with(" phase one\n"), "{log}");
     }
 }

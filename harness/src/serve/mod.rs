@@ -1,9 +1,10 @@
 //! The results server behind `faultline serve` (`crate::cli::serve`): a small HTTP server
 //! for browsing the results directory. `/` lists
-//! every run ([`runs`]), newest first; `/runs/<test>/<ts>/<file>` serves a run's files
+//! every run ([`runs`]), newest first, after the batches of repeated runs ([`batches`]); `/runs/<test>/<ts>/<file>` serves a run's files
 //! ([`files`]), never anything outside the results directory. It binds to localhost by
 //! default because results can hold anything the system under test logged.
 
+pub mod batches;
 pub mod files;
 pub mod runs;
 
@@ -35,9 +36,10 @@ pub fn router(root: &Path) -> Router {
 
 async fn index(State(served): State<Arc<Served>>) -> Response {
     let root = served.root.clone();
-    let listed = tokio::task::spawn_blocking(move || runs::list(&root)).await;
+    let listed =
+        tokio::task::spawn_blocking(move || (runs::list(&root), batches::list(&root))).await;
     match listed {
-        Ok(runs) => Html(runs::render(&served.root, &runs)).into_response(),
+        Ok((runs, batches)) => Html(runs::render(&served.root, &runs, &batches)).into_response(),
         Err(e) => {
             tracing::error!("listing runs: {e}");
             axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()

@@ -27,7 +27,7 @@ pub struct Run {
 }
 
 /// Subdirectories of `dir` that are real directories (not symlinks), sorted by name.
-fn subdirs(dir: &Path) -> Vec<String> {
+pub(super) fn subdirs(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -131,7 +131,7 @@ fn encode_path(p: &str) -> String {
         .join("/")
 }
 
-fn verdict_colour(verdict: &str) -> &'static str {
+pub(super) fn verdict_colour(verdict: &str) -> &'static str {
     match verdict {
         "valid" => "#2f9e44",
         "invalid" => "#c92a2a",
@@ -141,7 +141,7 @@ fn verdict_colour(verdict: &str) -> &'static str {
 }
 
 /// `1234` ms as `1.2 s`, `75000` as `1m15s`.
-fn pretty_ms(ms: u64) -> String {
+pub(super) fn pretty_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms} ms")
     } else if ms < 60_000 {
@@ -158,12 +158,19 @@ table{border-collapse:collapse;margin-top:12px} th,td{padding:4px 10px;border-bo
 th{background:#f8f9fa} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .verdict{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600}
 .files a{margin-right:8px;font-size:12px}
+h2{font-size:17px;margin:20px 0 4px} details.batch{margin:6px 0} details.batch summary{cursor:pointer}
 "#;
 
-/// The index page for `runs` found under `root`.
-pub fn render(root: &Path, runs: &[Run]) -> String {
+/// The index page for `runs` and `batches` found under `root`: the batches first, each as
+/// one group, then every run, each marked with the batch it belongs to.
+pub fn render(root: &Path, runs: &[Run], batches: &[super::batches::Batch]) -> String {
+    let batch_of = super::batches::membership(batches);
     let mut rows = String::new();
     for run in runs {
+        let batch = batch_of
+            .get(&(run.test.clone(), run.ts.clone()))
+            .map(|b| format!(r#" data-batch="{}""#, esc(b)))
+            .unwrap_or_default();
         let r = run.results.as_ref().and_then(|r| r.as_ref().ok());
         let counts = r.and_then(|r| r.exercised.as_ref()).map(|x| x.counts);
         let count = |n: fn(&faultline_workloads::CountsSnapshot) -> u64| {
@@ -210,7 +217,7 @@ pub fn render(root: &Path, runs: &[Run]) -> String {
             .collect();
         rows.push_str(&format!(
             concat!(
-                r#"<tr class="run" data-test="{test}" data-ts="{ts}" data-verdict="{verdict}">"#,
+                r#"<tr class="run" data-test="{test}" data-ts="{ts}" data-verdict="{verdict}"{batch}>"#,
                 r#"<td>{test}</td><td>{time}</td>"#,
                 r#"<td><span class="verdict" style="background:{colour}"{why}>{verdict}</span></td>"#,
                 r#"<td class="num">{invoke}</td><td class="num">{ok}</td><td class="num">{fail}</td><td class="num">{info}</td>"#,
@@ -220,6 +227,7 @@ pub fn render(root: &Path, runs: &[Run]) -> String {
             ),
             test = esc(&run.test),
             ts = esc(&run.ts),
+            batch = batch,
             time = esc(&pretty_ts(&run.ts)),
             verdict = esc(verdict),
             colour = verdict_colour(verdict),
@@ -252,11 +260,12 @@ pub fn render(root: &Path, runs: &[Run]) -> String {
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
             "<title>faultline runs</title><style>{css}</style></head><body>",
             "<h1>faultline runs</h1><p class=\"muted\">{n} run(s) in {root}, newest first.</p>",
-            "{body}</body></html>\n"
+            "{batches}<h2>Runs</h2>{body}</body></html>\n"
         ),
         css = CSS,
         n = runs.len(),
         root = esc(&root.display().to_string()),
+        batches = super::batches::render(batches),
         body = body,
     )
 }
@@ -300,7 +309,7 @@ mod tests {
         let runs = list(dir.path());
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[1].files, vec!["results.json".to_string()]);
-        let page = render(dir.path(), &runs);
+        let page = render(dir.path(), &runs, &[]);
         assert!(page.contains(r#"data-verdict="valid""#), "{page}");
         // A results file that does not read says so, with the reason on hover.
         assert!(page.contains(r#"data-verdict="unreadable""#), "{page}");

@@ -24,27 +24,6 @@ const REAP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for the kernel to report a SIGSTOPped process as stopped.
 const STOP_CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What a node's process does between fork and exec: a process group of its own, death
-/// with the harness (`PR_SET_PDEATHSIG`), and a check that the harness did not die before
-/// that was set (`parent` is the harness's pid, read before the fork).
-///
-/// It runs in the child of a fork of a multi-threaded process, where only async-signal-safe
-/// calls are allowed: another thread may have held the allocator's lock at the fork, and an
-/// allocation would then wait for it forever. So it makes three system calls (setpgid,
-/// prctl, getppid) and nothing else; its errors are raw OS errors, which carry an errno and
-/// no heap allocation (an `io::Error` with a message would box it). That it allocates on
-/// neither path is tested by `harness/tests/spawn_safety.rs`, whose allocator ends a forked
-/// child that allocates.
-pub fn child_setup(parent: Pid) -> std::io::Result<()> {
-    nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-    // The harness died between fork and prctl: the signal will never come.
-    if nix::unistd::getppid() != parent {
-        return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
-    }
-    Ok(())
-}
-
 /// How to start one node: program, arguments, environment, and where its output goes.
 #[derive(Clone, Debug)]
 pub struct Launch {
@@ -169,7 +148,7 @@ impl NodeProcess {
         // SAFETY: the closure runs in the forked child before exec; `child_setup` makes
         // only async-signal-safe calls and allocates nothing (see its comment).
         unsafe {
-            cmd.pre_exec(move || child_setup(parent));
+            cmd.pre_exec(move || crate::backend::child::child_setup(parent));
         }
         let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
             program: self.launch.program.display().to_string(),
