@@ -45,6 +45,14 @@ impl LinSet {
         self.hash
     }
 
+    pub(crate) fn contains(&self, op: usize) -> bool {
+        if op >= self.n_main {
+            let i = op - self.n_main;
+            return self.info[i / 64] >> (i % 64) & 1 == 1;
+        }
+        self.main[op / 64] >> (op % 64) & 1 == 1
+    }
+
     pub(crate) fn insert(&mut self, op: usize) {
         self.hash ^= self.op_hash[op];
         if op >= self.n_main {

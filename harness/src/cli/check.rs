@@ -399,6 +399,7 @@ fn check_history(
                 max_memory_bytes: (args.max_memory > 0).then_some(args.max_memory),
                 cancel: None,
                 progress: Some(Arc::clone(&progress)),
+                segment_entries: None,
             };
             // One file's progress bar at a time; many files go by quickly or say so.
             let reporter = single.then(|| ProgressReporter::start(progress));
