@@ -150,6 +150,10 @@ pub struct SearchStats {
     /// of concurrency the search carried across a cut.
     #[serde(skip_serializing_if = "is_zero")]
     pub widest_window: u64,
+    /// Memo entries forgotten because they were far behind the search (to stay within
+    /// the memo's budget). Absent when zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub memo_forgotten: u64,
     pub elapsed_ms: u64,
 }
 

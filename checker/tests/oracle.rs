@@ -637,7 +637,11 @@ fn agrees_cut(kind: ModelKind, history: &History, every: usize) -> Result<(), Te
     let ops = history.ops().expect("generated histories pair");
     let expected = oracle(kind, &initial, &ops);
     let got = check_cut(history, &spec, every);
-    prop_assert!(!got.verdict.is_unknown(), "no limits, yet unknown: {}", got.verdict);
+    prop_assert!(
+        !got.verdict.is_unknown(),
+        "no limits, yet unknown: {}",
+        got.verdict
+    );
     prop_assert_eq!(
         got.verdict.is_valid(),
         expected,

@@ -33,8 +33,10 @@ pub struct Limits {
     /// Counters updated while the check runs, for a progress bar.
     pub progress: Option<Arc<Progress>>,
     /// Timeline entries (invokes and completions) of one partition between the cuts where
-    /// the search forgets what is behind it; `None` for the default (16384). Any value
-    /// gives the same verdict; small ones test the cuts.
+    /// the search forgets what is behind it, keeping only the configurations reachable
+    /// at each cut; `None` for none (one segment per partition, whose memo is bounded by
+    /// forgetting entries far behind the search instead). Any value gives the same
+    /// verdict; small ones test the cuts.
     pub segment_entries: Option<usize>,
 }
 
@@ -60,6 +62,7 @@ pub(crate) struct Shared<'a> {
     segments: AtomicU64,
     peak_configs: AtomicU64,
     widest_window: AtomicU64,
+    forgotten: AtomicU64,
 }
 
 impl Shared<'_> {
@@ -109,6 +112,14 @@ impl Shared<'_> {
 
     pub(crate) fn release_memory(&self, reported: u64) {
         self.memory_bytes.fetch_sub(reported, Ordering::Relaxed);
+    }
+
+    pub(crate) fn max_memory_bytes(&self) -> Option<u64> {
+        self.limits.max_memory_bytes
+    }
+
+    pub(crate) fn add_forgotten(&self, n: u64) {
+        self.forgotten.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn segment_entries(&self) -> usize {
@@ -213,6 +224,7 @@ pub fn check_with<M: Model>(
         segments: AtomicU64::new(0),
         peak_configs: AtomicU64::new(0),
         widest_window: AtomicU64::new(0),
+        forgotten: AtomicU64::new(0),
     };
     let run = |part: &Partition<'_>| {
         if shared.stop.load(Ordering::Relaxed) {
@@ -266,6 +278,7 @@ pub fn check_with<M: Model>(
         segments: shared.segments.load(Ordering::Relaxed),
         peak_configs: shared.peak_configs.load(Ordering::Relaxed),
         widest_window: shared.widest_window.load(Ordering::Relaxed),
+        memo_forgotten: shared.forgotten.load(Ordering::Relaxed),
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
     Ok(CheckResult { verdict, stats })

@@ -50,9 +50,18 @@ pub(crate) enum Outcome {
 /// (a power of two, so the test is a mask).
 const CHECK_EVERY: u64 = 1 << 12;
 const NONE: u32 = u32::MAX;
-/// Timeline entries (invokes and completions) between cuts, by default: far above the
-/// histories a test usually records per key, so those are searched in one segment.
-pub(crate) const DEFAULT_SEGMENT_ENTRIES: usize = 1 << 14;
+/// Timeline entries (invokes and completions) between cuts, by default: none. Searching a
+/// segment to the end for every configuration costs far more than the first-found search
+/// of one segment (about 20x the states on a generated single register), so by default a
+/// partition is one segment and its memory is bounded by forgetting the memo behind the
+/// search instead (`MEMO_BUDGET_BYTES`).
+pub(crate) const DEFAULT_SEGMENT_ENTRIES: usize = usize::MAX;
+/// Memo size beyond which entries far behind the search are forgotten (at most half of
+/// `--max-memory`, when that is smaller).
+const MEMO_BUDGET_BYTES: u64 = 1 << 30;
+/// How far behind the search's watermark memo entries are kept when forgetting: 64
+/// words of 64 ops.
+const FORGET_MARGIN_WORDS: u32 = 64;
 /// Most configurations one cut may hold; beyond it the check stops `unknown`.
 pub(crate) const MAX_CONFIGS: usize = 1 << 20;
 
@@ -142,8 +151,14 @@ pub(crate) fn search<M: Model>(model: &M, part: &Partition<'_>, shared: &Shared)
             ret_at: &ret_at,
             last: j + 1 == segments,
         };
-        match search_segment(model, &seg, &frontier, &mut local_of, shared, &mut reported_memory)
-        {
+        match search_segment(
+            model,
+            &seg,
+            &frontier,
+            &mut local_of,
+            shared,
+            &mut reported_memory,
+        ) {
             Segment::Next(next) => frontier = next,
             Segment::Valid => {
                 outcome = Outcome::Valid;
@@ -167,6 +182,9 @@ pub(crate) fn search<M: Model>(model: &M, part: &Partition<'_>, shared: &Shared)
 fn choose_cuts(timeline: &[(usize, u32, bool)], n_main: usize, every: usize) -> Vec<usize> {
     let every = every.max(1);
     let len = timeline.len();
+    if len <= every {
+        return vec![0, len];
+    }
     let mut cuts = vec![0];
     let mut open = 0usize;
     let mut best: Option<(usize, usize)> = None; // (open ops, position)
@@ -187,7 +205,7 @@ fn choose_cuts(timeline: &[(usize, u32, bool)], n_main: usize, every: usize) -> 
         if since >= every && best.is_none_or(|(b, _)| open < b) {
             best = Some((open, pos));
         }
-        if since >= every + every / 4 {
+        if since >= every.saturating_add(every / 4) {
             if let Some((_, at)) = best.take() {
                 cuts.push(at);
                 last = at;
@@ -296,6 +314,9 @@ fn search_segment<M: Model>(
     let mut found: Vec<(M::State, Vec<u64>)> = Vec::new();
     let mut found_set: HashSet<(M::State, Vec<u64>)> = HashSet::new();
     let many_starts = from.configs.len() > 1;
+    let memo_budget = shared
+        .max_memory_bytes()
+        .map_or(MEMO_BUDGET_BYTES, |m| (m / 2).min(MEMO_BUDGET_BYTES));
 
     // The deepest point reached, for the counterexample.
     let mut best_prefix: Vec<u32> = Vec::new();
@@ -346,12 +367,17 @@ fn search_segment<M: Model>(
             loop {
                 iterations += 1;
                 if iterations & (CHECK_EVERY - 1) == 0 {
+                    if memo.bytes() > memo_budget {
+                        let (start, _) = set.window();
+                        let dropped = memo.forget_below(start.saturating_sub(FORGET_MARGIN_WORDS));
+                        shared.add_forgotten(dropped as u64);
+                    }
                     let bytes = memo.bytes() + from_bytes + found.len() as u64 * config_bytes;
                     if shared.should_stop(reported_memory, bytes) {
                         break Run::Stopped;
                     }
-                    shared.add_states(memo.len() as u64 - reported_states);
-                    reported_states = memo.len() as u64;
+                    shared.add_states(memo.inserted() - reported_states);
+                    reported_states = memo.inserted();
                 }
                 if remaining == 0 {
                     if seg.last {
@@ -430,16 +456,13 @@ fn search_segment<M: Model>(
                             best_recorded = true;
                             best_prefix.truncate(best_common);
                             best_prefix.extend(
-                                stack[best_common..]
-                                    .iter()
-                                    .map(|f| op_of[f.entry as usize]),
+                                stack[best_common..].iter().map(|f| op_of[f.entry as usize]),
                             );
                             best_common = stack.len();
                             best_failed = op_of[e];
                             best_pending.clear();
                             let mut c = next[0];
-                            while c != entry && best_pending.len() < Counterexample::MAX_PENDING
-                            {
+                            while c != entry && best_pending.len() < Counterexample::MAX_PENDING {
                                 if is_call[c as usize] && op_of[c as usize] != best_failed {
                                     best_pending.push(op_of[c as usize]);
                                 }
@@ -476,7 +499,7 @@ fn search_segment<M: Model>(
         match run {
             Run::Exhausted => {}
             Run::Valid => {
-                shared.add_states(memo.len() as u64 - reported_states);
+                shared.add_states(memo.inserted() - reported_states);
                 shared.note_memory(reported_memory, memo.bytes() + from_bytes);
                 return Segment::Valid;
             }
@@ -491,7 +514,7 @@ fn search_segment<M: Model>(
             set.remove(op_of[e as usize] as usize);
         }
     }
-    shared.add_states(memo.len() as u64 - reported_states);
+    shared.add_states(memo.inserted() - reported_states);
     let bytes = memo.bytes() + from_bytes + found.len() as u64 * config_bytes;
     shared.note_memory(reported_memory, bytes);
 
@@ -520,11 +543,7 @@ fn search_segment<M: Model>(
 
 /// The frontier for the next segment from the configurations `found` over the `open`
 /// ops. An `info` op every configuration placed is done with and leaves the window.
-fn next_frontier<S>(
-    part: &Partition<'_>,
-    open: &[u32],
-    found: Vec<(S, Vec<u64>)>,
-) -> Frontier<S> {
+fn next_frontier<S>(part: &Partition<'_>, open: &[u32], found: Vec<(S, Vec<u64>)>) -> Frontier<S> {
     let bit = |bits: &[u64], k: usize| bits[k / 64] >> (k % 64) & 1 == 1;
     let keep: Vec<usize> = (0..open.len())
         .filter(|&k| {
