@@ -2,8 +2,8 @@
 //! `faultline check` on big histories (the benchmark's 1M-op case, measured with
 //! `/usr/bin/time -v` for peak memory).
 //!
-//! `cargo run --release -p faultline-checker --example gen_history -- OPS [CLIENTS] [SEED]`
-//! (10 keys, 1% info ops; defaults: 30 clients, seed 7).
+//! `cargo run --release -p faultline-checker --example gen_history -- OPS [CLIENTS] [SEED] [KEYS]`
+//! (1% info ops; defaults: 30 clients, seed 7, 10 keys; 1 key is a single register).
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -17,13 +17,15 @@ fn main() -> ExitCode {
         args.get(i)
             .map_or(Some(default), |s| s.replace('_', "").parse().ok())
     };
-    let (Some(ops), Some(clients), Some(seed)) = (num(0, 1_000_000), num(1, 30), num(2, 7)) else {
-        eprintln!("usage: gen_history OPS [CLIENTS] [SEED]");
+    let (Some(ops), Some(clients), Some(seed), Some(keys)) =
+        (num(0, 1_000_000), num(1, 30), num(2, 7), num(3, 10))
+    else {
+        eprintln!("usage: gen_history OPS [CLIENTS] [SEED] [KEYS]");
         return ExitCode::from(2);
     };
     let history = kv_history(&GenConfig {
         ops: ops as usize,
-        keys: 10,
+        keys: keys.max(1) as usize,
         clients: clients as usize,
         info_rate: 0.01,
         seed,

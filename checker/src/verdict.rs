@@ -139,5 +139,24 @@ pub struct SearchStats {
     pub states_explored: u64,
     /// Peak estimate of the memo's memory, summed over partitions running at once.
     pub peak_memory_bytes: u64,
+    /// Segments searched, over all partitions: the search cuts a long partition and
+    /// forgets what is behind each cut (see `linear::search`). Absent when zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub segments: u64,
+    /// Most configurations (model state plus which open ops were placed) held at one cut.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub peak_configs: u64,
+    /// Most ops open (invoked, not completed, or `info`) at one cut: the widest window
+    /// of concurrency the search carried across a cut.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub widest_window: u64,
+    /// Memo entries forgotten because they were far behind the search (to stay within
+    /// the memo's budget). Absent when zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub memo_forgotten: u64,
     pub elapsed_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -617,3 +617,124 @@ fn tiny_limits_name_the_limit() {
         .verdict
         .is_valid());
 }
+
+// ---------------------------------------------------------------------------------
+// Cuts: the search forgets what is behind each cut and goes on from the configurations
+// reachable there. Any cut spacing must give the verdict of the oracle and of the search
+// in one segment.
+
+/// `check` with a cut every `every` timeline entries.
+fn check_cut(history: &History, spec: &ModelSpec, every: usize) -> faultline_checker::CheckResult {
+    let limits = Limits {
+        segment_entries: Some(every),
+        ..Limits::default()
+    };
+    check(history, spec, &limits).expect("checks")
+}
+
+fn agrees_cut(kind: ModelKind, history: &History, every: usize) -> Result<(), TestCaseError> {
+    let (spec, initial) = spec(kind);
+    let ops = history.ops().expect("generated histories pair");
+    let expected = oracle(kind, &initial, &ops);
+    let got = check_cut(history, &spec, every);
+    prop_assert!(
+        !got.verdict.is_unknown(),
+        "no limits, yet unknown: {}",
+        got.verdict
+    );
+    prop_assert_eq!(
+        got.verdict.is_valid(),
+        expected,
+        "model {}, a cut every {} entries, ops:\n{}\nsearch said {}",
+        kind,
+        every,
+        ops.iter()
+            .map(|o| format!("  {o} [{}..{:?}]", o.invoke, o.complete))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        got.verdict
+    );
+    Ok(())
+}
+
+/// Longer small histories than `history_strategy`'s, with more processes, so that cuts
+/// fall between overlapping ops and `info` ops stay open across several cuts.
+fn long_history_strategy(kind: ModelKind) -> impl Strategy<Value = History> {
+    (
+        prop::collection::vec(drawn_op(kind), 4..=10),
+        2usize..=4,
+        prop::collection::vec(0usize..8, 4..32),
+    )
+        .prop_map(|(ops, procs, schedule)| interleave(&ops, procs, &schedule))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(200), ..ProptestConfig::default() })]
+
+    #[test]
+    fn register_with_cuts_matches_oracle(
+        h in long_history_strategy(ModelKind::Register), every in 1usize..8,
+    ) {
+        agrees_cut(ModelKind::Register, &h, every)?;
+    }
+
+    #[test]
+    fn cas_register_with_cuts_matches_oracle(
+        h in long_history_strategy(ModelKind::CasRegister), every in 1usize..8,
+    ) {
+        agrees_cut(ModelKind::CasRegister, &h, every)?;
+    }
+
+    #[test]
+    fn kv_with_cuts_matches_oracle(
+        h in long_history_strategy(ModelKind::Kv), every in 1usize..8,
+    ) {
+        agrees_cut(ModelKind::Kv, &h, every)?;
+    }
+
+    #[test]
+    fn mutex_with_cuts_matches_oracle(
+        h in long_history_strategy(ModelKind::Mutex), every in 1usize..8,
+    ) {
+        agrees_cut(ModelKind::Mutex, &h, every)?;
+    }
+
+    /// Corrupted reads among many `info` ops (whose effects stay open across cuts):
+    /// the verdict with cuts equals the oracle's.
+    #[test]
+    fn corrupted_read_with_cuts_matches_oracle(
+        ops in 4usize..10, clients in 2usize..5, info_pct in 10u32..50,
+        seed in any::<u64>(), nth in any::<usize>(), value in 0i64..8, every in 1usize..6,
+    ) {
+        let h = generated(ops, 1, clients, info_pct, seed);
+        let h = corrupt_read(&h, nth, value).unwrap_or(h);
+        let no_keys = History::from_events(
+            h.events.iter().cloned().map(|mut e| { e.key = None; e }).collect(),
+        );
+        agrees_cut(ModelKind::CasRegister, &no_keys, every)?;
+        agrees_cut(ModelKind::Kv, &h, every)?;
+    }
+
+    /// Long histories, too long for the oracle: any cut spacing agrees with the search in
+    /// one segment, valid or not, and an `invalid` names the corrupted read.
+    #[test]
+    fn cuts_agree_with_one_segment_on_long_histories(
+        ops in 50usize..1500, clients in 1usize..24, info_pct in 0u32..25,
+        seed in any::<u64>(), corrupt in any::<bool>(), every in 2usize..200,
+    ) {
+        let h = generated(ops, 1, clients, info_pct, seed);
+        let h = if corrupt { corrupt_read(&h, seed as usize, -1).unwrap_or(h) } else { h };
+        let spec = ModelSpec::new(ModelKind::Kv);
+        let whole = check(&h, &spec, &Limits::default()).unwrap();
+        let cut = check_cut(&h, &spec, every);
+        prop_assert_eq!(whole.verdict.name(), cut.verdict.name(), "{}", cut.verdict);
+        if let faultline_checker::Verdict::Invalid(cex) = &cut.verdict {
+            prop_assert!(cex.failed.output == Value::Int(-1)
+                || cex.pending.iter().any(|o| o.output == Value::Int(-1)),
+                "counterexample does not name the corrupted read: {}", cex);
+        }
+        if ops * 2 > every * 2 && whole.verdict.is_valid() {
+            prop_assert!(cut.stats.segments > 1, "{:?}", cut.stats);
+        }
+    }
+}

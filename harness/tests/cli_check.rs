@@ -640,3 +640,135 @@ fn a_folder_of_histories_gates_on_the_worst_verdict() {
     assert_eq!(code(&o), 3);
     assert!(stderr(&o).contains("one history"), "{}", stderr(&o));
 }
+
+// ---------------------------------------------------------------------------------
+// --follow: a history written in pieces while faultline reads it.
+
+/// `{"process":p,"type":kind,"f":f,"value":v}` lines.
+fn line(p: u64, kind: &str, f: &str, v: &str) -> String {
+    format!("{{\"process\":{p},\"type\":\"{kind}\",\"f\":\"{f}\",\"value\":{v}}}\n")
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f.sync_all().unwrap();
+}
+
+fn follow(path: &Path, idle: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["check", "--follow"])
+        .arg(path)
+        .args([
+            "--model",
+            "register",
+            "--poll",
+            "20ms",
+            "--check-every",
+            "20ms",
+        ])
+        .args(["--idle-timeout", idle])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run faultline")
+}
+
+/// Waits for `child` up to `limit`; kills it and fails the test past that.
+fn wait_for(mut child: std::process::Child, limit: std::time::Duration) -> Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("faultline check --follow still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn follow_checks_a_history_written_in_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    // The file appears only after faultline started, and its second piece ends mid-line.
+    let child = follow(&path, "1s");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    append(
+        &path,
+        &(line(1, "invoke", "write", "1") + &line(2, "invoke", "read", "null")),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let ok = line(1, "ok", "write", "1");
+    append(&path, &ok[..10]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    append(&path, &(ok[10..].to_string() + &line(2, "ok", "read", "1")));
+    let o = wait_for(child, std::time::Duration::from_secs(30));
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("register: valid"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("4 events"), "{}", stdout(&o));
+}
+
+#[test]
+fn follow_reports_a_violation_before_the_file_stops_growing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    append(
+        &path,
+        &(line(1, "invoke", "write", "1") + &line(1, "ok", "write", "1")),
+    );
+    // An idle timeout far longer than the test waits: only the violation can end it.
+    let child = follow(&path, "10m");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    append(
+        &path,
+        &(line(2, "invoke", "read", "null") + &line(2, "ok", "read", "2")),
+    );
+    let writer_path = path.clone();
+    let writer = std::thread::spawn(move || {
+        // The file keeps growing after the violation.
+        for i in 0..50 {
+            append(&writer_path, &line(3, "invoke", "read", "null"));
+            append(&writer_path, &line(3, "ok", "read", "1"));
+            std::thread::sleep(std::time::Duration::from_millis(20 + i % 2));
+        }
+    });
+    let o = wait_for(child, std::time::Duration::from_secs(20));
+    writer.join().unwrap();
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("register: invalid"), "{out}");
+    assert!(
+        out.contains("cannot take effect next: p2 read -> 2"),
+        "{out}"
+    );
+    assert!(
+        stderr(&o).contains("violation found after"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn follow_names_the_file_line_and_field_of_a_malformed_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    append(&path, &line(1, "invoke", "write", "1"));
+    let child = follow(&path, "10m");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    append(
+        &path,
+        "{\"process\":1,\"type\":\"okay\",\"f\":\"write\",\"value\":1}\n",
+    );
+    let o = wait_for(child, std::time::Duration::from_secs(20));
+    assert_eq!(code(&o), 3, "{}{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("history.jsonl:2"), "{err}");
+    assert!(err.contains("field `type`"), "{err}");
+}

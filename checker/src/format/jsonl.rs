@@ -62,6 +62,20 @@ pub fn read(text: &str, source: Option<&Path>) -> Result<History, HistoryError> 
     Ok(history)
 }
 
+/// Reads one complete line (without its newline) of a JSONL history: `None` for a blank
+/// line. For readers that take a file a line at a time, as `faultline check --follow`
+/// does; `loc` names the file and line in an error.
+pub fn read_line(line: &str, loc: &Location) -> Result<Option<Event>, HistoryError> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    match serde_json::from_str::<FastEvent>(line) {
+        Ok(e) => Ok(Some(e.into_event())),
+        Err(_) => parse_slow(line, loc).map(Some),
+    }
+}
+
 /// Whether `line` is the start of a JSON text that stops before its end, as a line cut off
 /// mid-write does (a whole object with a bad field is not).
 fn ends_mid_json(line: &str) -> bool {

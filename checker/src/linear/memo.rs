@@ -45,6 +45,14 @@ impl LinSet {
         self.hash
     }
 
+    pub(crate) fn contains(&self, op: usize) -> bool {
+        if op >= self.n_main {
+            let i = op - self.n_main;
+            return self.info[i / 64] >> (i % 64) & 1 == 1;
+        }
+        self.main[op / 64] >> (op % 64) & 1 == 1
+    }
+
     pub(crate) fn insert(&mut self, op: usize) {
         self.hash ^= self.op_hash[op];
         if op >= self.n_main {
@@ -124,6 +132,8 @@ struct Entry<S> {
 pub(crate) struct Memo<S> {
     table: HashTable<Entry<S>>,
     words: Vec<u64>,
+    /// Entries ever inserted, forgotten ones included.
+    inserted: u64,
 }
 
 impl<S: Eq + Hash> Memo<S> {
@@ -131,11 +141,18 @@ impl<S: Eq + Hash> Memo<S> {
         Memo {
             table: HashTable::new(),
             words: Vec::new(),
+            inserted: 0,
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// Entries ever inserted, forgotten ones included.
+    pub(crate) fn inserted(&self) -> u64 {
+        self.inserted
     }
 
     /// Bytes used: the table's slots (entry plus one control byte each, at its current
@@ -143,6 +160,31 @@ impl<S: Eq + Hash> Memo<S> {
     pub(crate) fn bytes(&self) -> u64 {
         let slot = std::mem::size_of::<Entry<S>>() as u64 + 1;
         self.table.capacity() as u64 * slot + self.words.capacity() as u64 * 8
+    }
+
+    /// Forgets the entries whose sets' watermark word is below `min_start`: states far
+    /// behind the search's position. The memo only prunes (an entry says "explored, and
+    /// failed"), so forgetting one can cost time, if the search comes back that far, but
+    /// never changes a verdict. Returns how many entries were dropped.
+    pub(crate) fn forget_below(&mut self, min_start: u32) -> usize {
+        let before = self.table.len();
+        let mut words: Vec<u64> = Vec::new();
+        let old = &self.words;
+        self.table.retain(|e| {
+            if e.start < min_start {
+                return false;
+            }
+            let at = e.offset as usize;
+            // The arena only shrinks here, so every offset still fits in a u32.
+            e.offset = words.len() as u32;
+            words.extend_from_slice(&old[at..at + e.len as usize]);
+            true
+        });
+        words.shrink_to_fit();
+        self.words = words;
+        let len = self.table.len();
+        self.table.shrink_to(len * 2, |e| e.hash);
+        before - len
     }
 
     /// Records (`set`, `state`); false if it was already there. `None` if the word
@@ -172,6 +214,7 @@ impl<S: Eq + Hash> Memo<S> {
         let len = (window.len() + info.len()) as u32;
         self.words.extend_from_slice(window);
         self.words.extend_from_slice(info);
+        self.inserted += 1;
         self.table.insert_unique(
             hash,
             Entry {

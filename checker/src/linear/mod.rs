@@ -32,6 +32,12 @@ pub struct Limits {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Counters updated while the check runs, for a progress bar.
     pub progress: Option<Arc<Progress>>,
+    /// Timeline entries (invokes and completions) of one partition between the cuts where
+    /// the search forgets what is behind it, keeping only the configurations reachable
+    /// at each cut; `None` for none (one segment per partition, whose memo is bounded by
+    /// forgetting entries far behind the search instead). Any value gives the same
+    /// verdict; small ones test the cuts.
+    pub segment_entries: Option<usize>,
 }
 
 /// Live counters of a running check; poll them from another thread.
@@ -53,6 +59,10 @@ pub(crate) struct Shared<'a> {
     memory_bytes: AtomicU64,
     peak_memory_bytes: AtomicU64,
     states: AtomicU64,
+    segments: AtomicU64,
+    peak_configs: AtomicU64,
+    widest_window: AtomicU64,
+    forgotten: AtomicU64,
 }
 
 impl Shared<'_> {
@@ -102,6 +112,29 @@ impl Shared<'_> {
 
     pub(crate) fn release_memory(&self, reported: u64) {
         self.memory_bytes.fetch_sub(reported, Ordering::Relaxed);
+    }
+
+    pub(crate) fn max_memory_bytes(&self) -> Option<u64> {
+        self.limits.max_memory_bytes
+    }
+
+    pub(crate) fn add_forgotten(&self, n: u64) {
+        self.forgotten.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn segment_entries(&self) -> usize {
+        self.limits
+            .segment_entries
+            .unwrap_or(search::DEFAULT_SEGMENT_ENTRIES)
+    }
+
+    /// A segment starts from `configs` configurations over `window` open ops.
+    pub(crate) fn note_segment(&self, configs: usize, window: usize) {
+        self.segments.fetch_add(1, Ordering::Relaxed);
+        self.peak_configs
+            .fetch_max(configs as u64, Ordering::Relaxed);
+        self.widest_window
+            .fetch_max(window as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn add_states(&self, n: u64) {
@@ -188,6 +221,10 @@ pub fn check_with<M: Model>(
         memory_bytes: AtomicU64::new(0),
         peak_memory_bytes: AtomicU64::new(0),
         states: AtomicU64::new(0),
+        segments: AtomicU64::new(0),
+        peak_configs: AtomicU64::new(0),
+        widest_window: AtomicU64::new(0),
+        forgotten: AtomicU64::new(0),
     };
     let run = |part: &Partition<'_>| {
         if shared.stop.load(Ordering::Relaxed) {
@@ -238,6 +275,10 @@ pub fn check_with<M: Model>(
         ops_searched: searched,
         states_explored: shared.states.load(Ordering::Relaxed),
         peak_memory_bytes: shared.peak_memory_bytes.load(Ordering::Relaxed),
+        segments: shared.segments.load(Ordering::Relaxed),
+        peak_configs: shared.peak_configs.load(Ordering::Relaxed),
+        widest_window: shared.widest_window.load(Ordering::Relaxed),
+        memo_forgotten: shared.forgotten.load(Ordering::Relaxed),
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
     Ok(CheckResult { verdict, stats })

@@ -96,6 +96,24 @@ pub struct CheckArgs {
     /// Also write the verdicts as JUnit XML here (one test suite per history).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+
+    /// Follow one growing JSONL history, like `tail -f`: check it as lines arrive, report
+    /// a violation (exit 1) as soon as one is found, and give the final verdict once the
+    /// file stops growing for --idle-timeout. Linearizability models only.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// With --follow: the file is done once it has not grown for this long.
+    #[arg(long, default_value = "30s", value_parser = units::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// With --follow: how often the file is polled for new lines.
+    #[arg(long, default_value = "200ms", value_parser = units::parse_duration)]
+    pub poll: Duration,
+
+    /// With --follow: the least time between two checks of the history read so far.
+    #[arg(long, default_value = "1s", value_parser = units::parse_duration)]
+    pub check_every: Duration,
 }
 
 /// `--model`: a linearizability model or the fencing checker.
@@ -129,7 +147,7 @@ impl fmt::Display for CheckModel {
 
 /// The reading a check uses, and where it came from, for the output.
 #[derive(Clone, Debug)]
-struct ReadingInEffect {
+pub(super) struct ReadingInEffect {
     /// The named reading it starts from (`--reading`, or the format's).
     base: Reading,
     /// Whether `--reading` chose `base`.
@@ -141,7 +159,7 @@ struct ReadingInEffect {
 }
 
 impl ReadingInEffect {
-    fn new(args: &CheckArgs, format: Format) -> ReadingInEffect {
+    pub(super) fn new(args: &CheckArgs, format: Format) -> ReadingInEffect {
         let base = args.reading.unwrap_or(Reading::for_format(format));
         ReadingInEffect {
             base,
@@ -193,7 +211,7 @@ impl ReadingInEffect {
 
 /// Why a file could not be checked; its verdict is `error` (exit 3).
 #[derive(Debug, thiserror::Error)]
-enum CheckError {
+pub(super) enum CheckError {
     #[error(transparent)]
     History(#[from] faultline_checker::HistoryError),
     #[error("--initial {0:?}: expected a JSON or EDN value such as 0, \"\" or nil")]
@@ -218,6 +236,13 @@ enum UsageError {
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
+    if args.follow {
+        let CheckModel::Linear(kind) = args.model else {
+            eprintln!("faultline check: --follow checks linearizability models only");
+            return ExitCode::from(Verdict::Error.exit_code());
+        };
+        return super::follow::run(&args, kind);
+    }
     let files = match histories(&args) {
         Ok(f) => f,
         Err(e) => {
@@ -230,18 +255,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let mut suites = Vec::new();
     for path in &files {
         let (results, history) = check_file(&args, path, single);
-        if args.json {
-            // One object per line: a folder's results can be read back line by line.
-            match serde_json::to_string(&results) {
-                Ok(line) => println!("{line}"),
-                Err(e) => eprintln!("faultline check: {}: {e}", path.display()),
-            }
-            if let Some(e) = &results.error {
-                eprintln!("faultline check: {e}");
-            }
-        } else {
-            print_text(&results, single);
-        }
+        print_results(&args, &results, single);
         if let (Some(file), Some(history)) = (&args.report, history) {
             let input = crate::report::ReportInput {
                 title: path.display().to_string(),
@@ -353,7 +367,23 @@ fn failed(args: &CheckArgs, path: &Path, e: CheckError) -> CheckResults {
     CheckResults::failed(path.to_path_buf(), args.model.to_string(), e.to_string())
 }
 
-fn check_history(
+/// Prints one file's results: a JSON line with `--json`, else text.
+pub(super) fn print_results(args: &CheckArgs, results: &CheckResults, single: bool) {
+    if args.json {
+        // One object per line: a folder's results can be read back line by line.
+        match serde_json::to_string(results) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("faultline check: {}: {e}", results.history.display()),
+        }
+        if let Some(e) = &results.error {
+            eprintln!("faultline check: {e}");
+        }
+    } else {
+        print_text(results, single);
+    }
+}
+
+pub(super) fn check_history(
     args: &CheckArgs,
     path: &Path,
     history: &History,
@@ -399,6 +429,7 @@ fn check_history(
                 max_memory_bytes: (args.max_memory > 0).then_some(args.max_memory),
                 cancel: None,
                 progress: Some(Arc::clone(&progress)),
+                segment_entries: None,
             };
             // One file's progress bar at a time; many files go by quickly or say so.
             let reporter = single.then(|| ProgressReporter::start(progress));
@@ -414,7 +445,7 @@ fn check_history(
     Ok(results)
 }
 
-fn model_spec(
+pub(super) fn model_spec(
     args: &CheckArgs,
     kind: ModelKind,
     reading: &ReadingInEffect,
@@ -466,6 +497,12 @@ fn print_text(r: &CheckResults, single: bool) {
             faultline_checker::linear::format_bytes(s.peak_memory_bytes),
             s.elapsed_ms
         );
+        if s.segments > s.partitions as u64 {
+            println!(
+                "{} segments: at most {} configurations and {} open ops at a cut",
+                s.segments, s.peak_configs, s.widest_window
+            );
+        }
     }
     if let Some(st) = &r.op_stats {
         print!("{st}");

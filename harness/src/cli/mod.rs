@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod exit;
+pub mod follow;
 pub mod image;
 pub mod progress;
 pub mod report;
