@@ -671,7 +671,9 @@ async fn a_batch_of_runs_writes_its_summary_and_serve_shows_it_as_a_group() {
     for r in &batch.runs {
         assert_eq!(r.verdict, faultline::results::Verdict::Valid, "{r:?}");
         assert!(r.ops > 0 && r.faults > 0, "{r:?}");
-        assert!(r.run_dir.join("results.json").is_file(), "{r:?}");
+        // Relative to the directory faultline ran in, as `--results-dir` was.
+        let dir = results.path().join(&r.run_dir);
+        assert!(dir.join("results.json").is_file(), "{r:?}");
     }
     let folder = root.join(&batches[0].test).join(&batches[0].folder);
     let junit = std::fs::read_to_string(folder.join("batch.xml")).expect("batch.xml");
