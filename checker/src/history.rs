@@ -3,7 +3,8 @@
 //! A history is a list of events in the order the harness observed them. Each client
 //! operation is an `invoke` followed, on the same process, by one completion: `ok` (it
 //! happened), `fail` (it definitely did not happen) or `info` (unknown). An invoke with no
-//! completion is treated as `info`. Nemesis events use `Process::Nemesis`.
+//! completion is treated as `info`. Nemesis events use `Process::Nemesis`; a violation the
+//! harness found while the test was still running is recorded as a `Process::Checker` event.
 //!
 //! The linearizability search and the fencing checker work on [`Op`]s, which
 //! [`History::ops`] builds from the events; readers and writers work on [`Event`]s.
@@ -17,11 +18,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{HistoryError, Location};
 
-/// Who issued an event: a logical client process, or the nemesis.
+/// Who issued an event: a logical client process, the nemesis, or the harness's online
+/// checker (a violation found while the test ran).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Process {
     Client(u64),
     Nemesis,
+    Checker,
 }
 
 impl fmt::Display for Process {
@@ -29,6 +32,7 @@ impl fmt::Display for Process {
         match self {
             Process::Client(p) => write!(f, "{p}"),
             Process::Nemesis => f.write_str("nemesis"),
+            Process::Checker => f.write_str("checker"),
         }
     }
 }
@@ -38,6 +42,7 @@ impl Serialize for Process {
         match self {
             Process::Client(p) => s.serialize_u64(*p),
             Process::Nemesis => s.serialize_str("nemesis"),
+            Process::Checker => s.serialize_str("checker"),
         }
     }
 }
@@ -53,9 +58,10 @@ impl<'de> Deserialize<'de> for Process {
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(Process::Client(n)),
             Raw::S(s) if s == "nemesis" => Ok(Process::Nemesis),
+            Raw::S(s) if s == "checker" => Ok(Process::Checker),
             Raw::S(s) => s.parse().map(Process::Client).map_err(|_| {
                 serde::de::Error::custom(format!(
-                    "expected a process number or \"nemesis\", got {s:?}"
+                    "expected a process number, \"nemesis\" or \"checker\", got {s:?}"
                 ))
             }),
         }

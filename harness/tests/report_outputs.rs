@@ -12,7 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use faultline::report::junit;
-use faultline::results::{Exercised, Results, RunResults, Verdict, SCHEMA_VERSION};
+use faultline::results::{
+    Exercised, OnlineSummary, OnlineViolation, Results, RunResults, Verdict, SCHEMA_VERSION,
+};
 use faultline::run::judge::judge;
 use faultline_checker::{Event, EventType, Process, Value};
 use faultline_workloads::{CountsSnapshot, Workload};
@@ -112,6 +114,22 @@ fn outcome(events: &[Event], workload: Workload) -> RunResults {
             log_errors: Vec::new(),
             cancelled: false,
             workload_ms: 1_000,
+            online: Some(OnlineSummary {
+                checks: 3,
+                events_checked: events.len() as u64,
+                check_ms: 2,
+                unknown_checks: 0,
+                violation: (j.verdict == Verdict::Invalid).then(|| OnlineViolation {
+                    found_at_ms: 950,
+                    events: events.len() as u64,
+                    op: "p1 read r0 -> 1".to_string(),
+                    key: Some("r0".to_string()),
+                    op_completed_at_ms: Some(900),
+                    check_ms: 1,
+                }),
+                stopped_run: false,
+                error: None,
+            }),
         }),
         judgement: Some(j),
         teardown_error: None,

@@ -383,6 +383,16 @@ async fn a_correct_cluster_under_partitions_and_kills_is_valid() {
         "{nemesis:?}"
     );
     assert_eq!(nemesis.last(), Some(&"heal"));
+    // The online check ran while the test did, and found nothing.
+    let online = x
+        .online
+        .as_ref()
+        .expect("the online check is on by default");
+    assert!(
+        online.checks >= 1 && online.violation.is_none(),
+        "{online:?}"
+    );
+    assert!(!events.iter().any(|e| e.process == Process::Checker));
     assert!(x.final_reads_failed.is_empty(), "{x:?}");
     assert!(x.final_reads_ok >= 3);
     assert!(events.windows(2).all(|w| w[0].index + 1 == w[1].index));
@@ -423,6 +433,74 @@ async fn stale_reads_under_partitions_are_invalid() {
     assert_eq!(
         results_json["judgement"]["linearizable"]["verdict"],
         "invalid"
+    );
+}
+
+/// `--stop-on-violation`: the online check finds the stale read while the clients run, the
+/// run stops long before its time limit, and still heals, does the final reads, records
+/// the finding in the history and the log, and judges the whole history `invalid`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_on_violation_ends_the_run_early_and_still_heals_and_judges() {
+    let results = tempfile::tempdir().unwrap();
+    let mut detected = None;
+    for seed in 1..=4 {
+        let cluster = start_cluster(3, true).await;
+        let config = TestConfig {
+            time_limit_ms: 30_000,
+            online_check_ms: 200,
+            stop_on_violation: true,
+            ..short_config(
+                results.path(),
+                Workload::Register,
+                vec![FaultKind::Partition],
+                seed,
+            )
+        };
+        let outcome = run_with_cluster(config, cluster.clone(), never_cancel())
+            .await
+            .unwrap();
+        assert_ne!(outcome.verdict, Verdict::Error, "{}", outcome.summary());
+        if outcome.verdict == Verdict::Invalid {
+            detected = Some((outcome, cluster));
+            break;
+        }
+    }
+    let (outcome, cluster) = detected.expect("stale reads were never detected in 4 seeds");
+    let x = outcome.exercised.as_ref().unwrap();
+    let online = x.online.as_ref().unwrap();
+    let v = online
+        .violation
+        .as_ref()
+        .expect("found by the online check");
+    assert!(online.stopped_run, "{online:?}");
+    assert!(
+        x.workload_ms < 30_000,
+        "the clients stopped at the violation, not the time limit: {x:?}"
+    );
+    assert!(v.op.contains("read"), "{v:?}");
+    let completed = v.op_completed_at_ms.expect("the op completed");
+    assert!(completed <= v.found_at_ms, "{v:?}");
+    assert!(x.final_reads_ok >= 3, "final reads still ran: {x:?}");
+    for n in &cluster.world.nodes {
+        assert!(!n.cut_off.load(Ordering::SeqCst) && !n.killed.load(Ordering::SeqCst));
+    }
+    let events = read_history(&outcome.run_dir.join("history.jsonl"));
+    let found: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.process == Process::Checker)
+        .collect();
+    assert_eq!(found.len(), 1, "one violation event in the history");
+    assert_eq!(found[0].f, "violation");
+    let log = std::fs::read_to_string(outcome.run_dir.join("faultline.log")).unwrap();
+    assert!(log.contains("violation found by the online check"), "{log}");
+    assert!(log.contains("--stop-on-violation"), "{log}");
+    let results_json: JsonV =
+        serde_json::from_slice(&std::fs::read(outcome.run_dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results_json["verdict"], "invalid");
+    assert_eq!(
+        results_json["exercised"]["online"]["violation"]["op"],
+        v.op.as_str()
     );
 }
 

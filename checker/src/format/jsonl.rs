@@ -117,7 +117,7 @@ impl FastEvent {
     }
 }
 
-/// A process number, a numeric string, or `"nemesis"`.
+/// A process number, a numeric string, `"nemesis"` or `"checker"`.
 struct FastProcess(Process);
 
 impl<'de> Deserialize<'de> for FastProcess {
@@ -126,14 +126,16 @@ impl<'de> Deserialize<'de> for FastProcess {
         impl Visitor<'_> for V {
             type Value = FastProcess;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a process number or \"nemesis\"")
+                f.write_str("a process number, \"nemesis\" or \"checker\"")
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<FastProcess, E> {
                 Ok(FastProcess(Process::Client(n)))
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<FastProcess, E> {
-                if s == "nemesis" {
-                    return Ok(FastProcess(Process::Nemesis));
+                match s {
+                    "nemesis" => return Ok(FastProcess(Process::Nemesis)),
+                    "checker" => return Ok(FastProcess(Process::Checker)),
+                    _ => {}
                 }
                 s.parse()
                     .map(|n| FastProcess(Process::Client(n)))
@@ -225,7 +227,7 @@ fn parse_slow(line: &str, loc: &Location) -> Result<Event, HistoryError> {
         None => {
             return Err(bad(
                 "process",
-                "a process number or \"nemesis\" (the field is missing)".into(),
+                "a process number, \"nemesis\" or \"checker\" (the field is missing)".into(),
             ))
         }
         Some(p) => match p {
@@ -233,13 +235,16 @@ fn parse_slow(line: &str, loc: &Location) -> Result<Event, HistoryError> {
                 Process::Client(n.as_u64().unwrap_or_default())
             }
             serde_json::Value::String(s) if s == "nemesis" => Process::Nemesis,
+            serde_json::Value::String(s) if s == "checker" => Process::Checker,
             serde_json::Value::String(s) if s.parse::<u64>().is_ok() => {
                 Process::Client(s.parse().unwrap_or_default())
             }
             other => {
                 return Err(bad(
                     "process",
-                    format!("a non-negative process number or \"nemesis\", got {other}"),
+                    format!(
+                        "a non-negative process number, \"nemesis\" or \"checker\", got {other}"
+                    ),
                 ))
             }
         },

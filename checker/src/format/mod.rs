@@ -13,6 +13,7 @@ pub mod edn;
 pub mod jepsen_edn;
 pub mod jepsen_log;
 pub mod jsonl;
+pub mod jsonl_tail;
 mod jsonl_writer;
 
 use std::fmt;

@@ -13,36 +13,22 @@
 //! or that does not appear within the idle timeout.
 //!
 //! Bounds: at most `MAX_FOLLOW_EVENTS` events are held (the checker's own memory is
-//! bounded by `--max-memory`), and a line longer than `MAX_LINE_BYTES` is an error.
+//! bounded by `--max-memory`), and a line longer than
+//! `faultline_checker::format::jsonl_tail::MAX_LINE_BYTES` (1 MiB) is an error.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use faultline_checker::format::{jsonl, Format};
-use faultline_checker::{History, HistoryError, Limits, Location, ModelKind};
+use faultline_checker::format::jsonl_tail::JsonlTail;
+use faultline_checker::format::Format;
+use faultline_checker::{History, Limits, ModelKind};
 
 use super::check::{check_history, model_spec, print_results, CheckArgs, ReadingInEffect};
 use crate::results::Verdict;
 
 /// Most events `--follow` holds; beyond it the command stops with an error.
 pub const MAX_FOLLOW_EVENTS: usize = 50_000_000;
-/// Longest line accepted.
-pub const MAX_LINE_BYTES: usize = 1 << 20;
-/// Bytes read from the file per read call.
-const READ_CHUNK_BYTES: usize = 1 << 20;
-
-/// The file being followed: what was read so far.
-struct Tail {
-    file: Option<File>,
-    offset: u64,
-    /// The bytes after the last newline read: a line still being written.
-    partial: Vec<u8>,
-    /// 1-based number of the last complete line read.
-    line_no: usize,
-}
 
 pub fn run(args: &CheckArgs, kind: ModelKind) -> ExitCode {
     let fail = |msg: String| {
@@ -74,17 +60,12 @@ pub fn run(args: &CheckArgs, kind: ModelKind) -> ExitCode {
         source: Some(path.clone()),
         ..History::default()
     };
-    let mut tail = Tail {
-        file: None,
-        offset: 0,
-        partial: Vec::new(),
-        line_no: 0,
-    };
+    let mut tail = JsonlTail::new(path);
     let mut last_growth = Instant::now();
     let mut last_check: Option<Instant> = None;
     let mut checked_events = 0usize;
     loop {
-        match read_new(path, &mut tail, &mut history) {
+        match tail.read_new(&mut history) {
             Ok(true) => last_growth = Instant::now(),
             Ok(false) => {}
             Err(e) => return fail(e.to_string()),
@@ -115,7 +96,7 @@ pub fn run(args: &CheckArgs, kind: ModelKind) -> ExitCode {
                          (line {}); the rest of the file cannot make it linearizable",
                         path.display(),
                         checked_events,
-                        tail.line_no
+                        tail.line_no()
                     );
                     return finish(args, path, &history, &reading);
                 }
@@ -127,24 +108,24 @@ pub fn run(args: &CheckArgs, kind: ModelKind) -> ExitCode {
         }
         std::thread::sleep(args.poll);
     }
-    if tail.file.is_none() {
+    if !tail.opened() {
         return fail(format!(
             "{}: no such file after waiting {}",
             path.display(),
             faultline_checker::linear::format_duration(args.idle_timeout)
         ));
     }
-    if !tail.partial.is_empty() {
+    if tail.partial_len() > 0 {
         // The writer stopped mid-line; the complete lines before it are the history.
         eprintln!(
             "faultline check: warning: {}:{}: the last line has no newline after {}; \
              checked the {} events before it",
             path.display(),
-            tail.line_no + 1,
+            tail.line_no() + 1,
             faultline_checker::linear::format_duration(args.idle_timeout),
             history.events.len()
         );
-        history.cut_off_line = Some(tail.line_no + 1);
+        history.cut_off_line = Some(tail.line_no() + 1);
     }
     finish(args, path, &history, &reading)
 }
@@ -160,82 +141,4 @@ fn finish(args: &CheckArgs, path: &Path, history: &History, reading: &ReadingInE
     };
     print_results(args, &results, true);
     ExitCode::from(results.verdict.exit_code())
-}
-
-/// Reads what was appended since the last call; parses its complete lines into
-/// `history`. True if the file grew.
-fn read_new(path: &Path, tail: &mut Tail, history: &mut History) -> Result<bool, HistoryError> {
-    let io = |source| HistoryError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if tail.file.is_none() {
-        match File::open(path) {
-            Ok(f) => tail.file = Some(f),
-            // Not there yet: the writer has not started.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(io(e)),
-        }
-    }
-    let Some(file) = tail.file.as_mut() else {
-        return Ok(false);
-    };
-    let len = file.metadata().map_err(io)?.len();
-    if len < tail.offset {
-        return Err(HistoryError::at(
-            Location {
-                file: Some(path.to_path_buf()),
-                line: tail.line_no,
-            },
-            "file",
-            format!(
-                "a file that only grows; it shrank from {} to {len} bytes",
-                tail.offset
-            ),
-        ));
-    }
-    if len == tail.offset {
-        return Ok(false);
-    }
-    file.seek(SeekFrom::Start(tail.offset)).map_err(io)?;
-    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
-    let mut grew = false;
-    loop {
-        let n = file.read(&mut chunk).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        grew = true;
-        tail.offset += n as u64;
-        let mut rest = &chunk[..n];
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
-            tail.partial.extend_from_slice(&rest[..nl]);
-            rest = &rest[nl + 1..];
-            tail.line_no += 1;
-            let loc = Location {
-                file: Some(path.to_path_buf()),
-                line: tail.line_no,
-            };
-            let text = std::str::from_utf8(&tail.partial)
-                .map_err(|_| HistoryError::at(loc.clone(), "line", "UTF-8 text"))?;
-            if let Some(mut event) = jsonl::read_line(text, &loc)? {
-                event.index = history.events.len() as u64;
-                history.events.push(event);
-                history.lines.push(tail.line_no);
-            }
-            tail.partial.clear();
-        }
-        tail.partial.extend_from_slice(rest);
-        if tail.partial.len() > MAX_LINE_BYTES {
-            return Err(HistoryError::at(
-                Location {
-                    file: Some(path.to_path_buf()),
-                    line: tail.line_no + 1,
-                },
-                "line",
-                format!("a line of at most {MAX_LINE_BYTES} bytes"),
-            ));
-        }
-    }
-    Ok(grew)
 }

@@ -156,6 +156,14 @@ pub struct TestArgs {
     /// Time limit of the linearizability check (then the verdict is unknown).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub check_timeout: Duration,
+    /// How often the history recorded so far is checked while the test runs, so a
+    /// violation is reported at once (0s: only at the end).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub online_check_every: Duration,
+    /// End the run as soon as the online check finds a violation; it still heals, does
+    /// the final reads, checks the whole history and writes the report.
+    #[arg(long)]
+    pub stop_on_violation: bool,
     /// Where the nodes run: docker, local (processes on loopback, no Docker needed), or
     /// auto (Docker when reachable, else local).
     #[arg(long, value_enum, default_value = "docker")]
@@ -205,6 +213,8 @@ impl TestArgs {
             seed: self.seed.unwrap_or_else(rand::random),
             results_dir: self.results_dir.clone(),
             check_timeout_ms: millis(self.check_timeout),
+            online_check_ms: millis(self.online_check_every),
+            stop_on_violation: self.stop_on_violation,
             raftkv_binary: self.raftkv.clone(),
             target: self.target,
             target_options: TargetOptions {

@@ -55,7 +55,7 @@ impl Timeline {
         let timed = history
             .events
             .iter()
-            .filter(|e| e.process != Process::Nemesis)
+            .filter(|e| matches!(e.process, Process::Client(_)))
             .all(|e| e.time_ns.is_some());
         let at = |i: usize| -> f64 {
             let e = &history.events[i];

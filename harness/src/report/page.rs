@@ -195,6 +195,9 @@ fn header(out: &mut String, input: &ReportInput) {
                 ""
             }
         );
+        if let Some(o) = &x.online {
+            let _ = write!(out, r#"<p id="online">{}</p>"#, esc(&online_line(o)));
+        }
         for (kind, why) in &x.faults_skipped {
             let _ = write!(
                 out,
@@ -527,6 +530,42 @@ fn fmt_x(x: f64, timed: bool) -> String {
     } else {
         format!("{x:.0}")
     }
+}
+
+/// One sentence on what the online check (the history checked while the test ran) found.
+fn online_line(o: &crate::results::OnlineSummary) -> String {
+    let mut line = match &o.violation {
+        Some(v) => {
+            let latency = v
+                .latency_ms()
+                .map(|l| format!(", {l} ms after the op completed"))
+                .unwrap_or_default();
+            let key = v
+                .key
+                .as_ref()
+                .map(|k| format!(" on key {k}"))
+                .unwrap_or_default();
+            format!(
+                "Online check: violation found {:.1} s into the run{latency} (check {}, {} \
+                 events in): {}{key}.",
+                v.found_at_ms as f64 / 1000.0,
+                o.checks,
+                v.events,
+                v.op,
+            )
+        }
+        None => format!(
+            "Online check: no violation in {} checks of up to {} events while the test ran.",
+            o.checks, o.events_checked
+        ),
+    };
+    if o.stopped_run {
+        line.push_str(" The run stopped early (--stop-on-violation).");
+    }
+    if let Some(e) = &o.error {
+        line.push_str(&format!(" The online check stopped: {e}."));
+    }
+    line
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use batch::{BatchResults, BatchRun};
 pub use check::CheckResults;
-pub use run::{Exercised, Judgement, RunResults};
+pub use run::{Exercised, Judgement, OnlineSummary, OnlineViolation, RunResults};
 pub use verdict::Verdict;
 
 use faultline_checker::fencing::FencingReport;

@@ -130,6 +130,61 @@ pub struct Exercised {
     /// Ctrl-C (or the caller) stopped the run early; the final reads were skipped.
     pub cancelled: bool,
     pub workload_ms: u64,
+    /// What the online check (the history checked while the test ran) found; `None` when
+    /// it was off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online: Option<OnlineSummary>,
+}
+
+/// The online check of a run: how often the history was checked while the test ran, and
+/// the violation it found, if any. The run's verdict is still the check of the whole
+/// history; this says when a violation first showed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OnlineSummary {
+    /// Checks of the history recorded so far.
+    pub checks: u64,
+    /// Events in the longest prefix checked.
+    pub events_checked: u64,
+    /// Time spent checking, over all checks.
+    pub check_ms: u64,
+    /// Checks that hit a limit (they decide nothing; the final check does).
+    pub unknown_checks: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violation: Option<OnlineViolation>,
+    /// `--stop-on-violation` ended the clients early.
+    pub stopped_run: bool,
+    /// Why the online check stopped before the end of the run (an unreadable line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A violation the online check found while the test ran. Times are milliseconds since
+/// the run started, on the history's clock (`time_ns`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OnlineViolation {
+    /// When the check that found it finished.
+    pub found_at_ms: u64,
+    /// Events in the prefix that check read.
+    pub events: u64,
+    /// The op that cannot be linearized, as the counterexample names it.
+    pub op: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// When that op completed; `found_at_ms` minus this is the detection latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op_completed_at_ms: Option<u64>,
+    /// How long the check that found it ran.
+    pub check_ms: u64,
+}
+
+impl OnlineViolation {
+    /// From the op's completion to the violation being known.
+    pub fn latency_ms(&self) -> Option<u64> {
+        self.op_completed_at_ms
+            .map(|t| self.found_at_ms.saturating_sub(t))
+    }
 }
 
 /// Everything the checks concluded.

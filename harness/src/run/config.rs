@@ -52,6 +52,11 @@ pub struct TestConfig {
     pub final_reads_ms: u64,
     /// Budget for the linearizability check; over it the verdict is `unknown`.
     pub check_timeout_ms: u64,
+    /// How often the history is checked while the test runs (`run::online`); 0: never.
+    pub online_check_ms: u64,
+    /// End the run once the online check finds a violation; it still heals, does the
+    /// final reads and checks the whole history.
+    pub stop_on_violation: bool,
     /// The raftkv binary to put in the node image; default: built from this workspace
     /// (when faultline runs from a source checkout) or found beside the executable.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,6 +86,8 @@ impl Default for TestConfig {
             leader_wait_ms: 30_000,
             final_reads_ms: 30_000,
             check_timeout_ms: 300_000,
+            online_check_ms: 2_000,
+            stop_on_violation: false,
             raftkv_binary: None,
         }
     }
@@ -120,9 +127,20 @@ impl TestConfig {
         Duration::from_millis(self.time_limit_ms)
     }
 
+    /// The online check's interval; `None` when it is off.
+    pub fn online_check_every(&self) -> Option<Duration> {
+        (self.online_check_ms > 0).then(|| Duration::from_millis(self.online_check_ms))
+    }
+
     /// Checks bounds; every message says which setting and what is allowed.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError(m));
+        if self.stop_on_violation && self.online_check_ms == 0 {
+            return bad(
+                "stop-on-violation needs the online check: online-check-every must be above 0"
+                    .to_string(),
+            );
+        }
         if self.nodes == 0 || self.nodes > MAX_NODES {
             return bad(format!("nodes must be 1..={MAX_NODES}, got {}", self.nodes));
         }

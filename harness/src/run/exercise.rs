@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use faultline_checker::{Event, EventType, Process, Value};
 use faultline_nemeses::{Cluster, Nemesis, Schedule, ScheduleConfig, ScheduleReport};
 use faultline_workloads::runner::FinalReads;
 use faultline_workloads::{KeySpace, Recorder, Runner, RunnerConfig, RunnerReport};
@@ -14,9 +15,10 @@ use tokio::sync::watch;
 
 use super::config::TestConfig;
 use super::nemesis_log::HistoryLog;
+use super::online::OnlineCheck;
 use super::progress::LiveProgress;
 use super::run_dir::RunDir;
-use crate::results::Exercised;
+use crate::results::{Exercised, OnlineViolation};
 use crate::target::{AnyClient, TargetClient, TargetError, TargetLeader};
 
 /// Time allowed to copy one node's logs.
@@ -113,7 +115,21 @@ pub async fn exercise(
     };
     dir.log(&format!("leader: {}", nodes[leader].name));
 
-    let recorder = Recorder::create(&dir.history(), Instant::now())?;
+    let origin = Instant::now();
+    let recorder = Recorder::create(&dir.history(), origin)?;
+    // Checks the history as it is written; a violation is reported while the test runs.
+    let online = match config.online_check_every() {
+        Some(every) => match OnlineCheck::start(&dir.history(), config.workload, origin, every) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                dir.log(&format!("online check not started: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let mut found = online.as_ref().map(OnlineCheck::found);
+    let mut announced = false;
     let runner = Arc::new(Runner::new(
         Arc::new(AnyClient(client.clone())),
         KeySpace::new(config.workload),
@@ -166,7 +182,26 @@ pub async fn exercise(
     let clients = runner.clone();
     let clients_task = tokio::spawn(async move { clients.run(clients_rx).await });
 
-    let cancelled = sleep_or_cancel(config.time_limit(), &mut cancel).await;
+    // The time limit, a signal, or (with --stop-on-violation) a violation ends the clients.
+    let mut stopped_on_violation = false;
+    let time_limit = tokio::time::sleep(config.time_limit());
+    tokio::pin!(time_limit);
+    let cancelled = loop {
+        tokio::select! {
+            () = &mut time_limit => break false,
+            () = until_cancelled(&mut cancel) => break true,
+            v = next_violation(&mut found) => {
+                announce(&v, dir, progress, &recorder.handle()).await;
+                announced = true;
+                found = None;
+                if config.stop_on_violation {
+                    dir.log("stopping the clients early: --stop-on-violation");
+                    stopped_on_violation = true;
+                    break false;
+                }
+            }
+        }
+    };
     let _ = clients_stop.send(true);
     progress.phase("stopping clients");
     let report: RunnerReport = clients_task.await.unwrap_or_else(|e| {
@@ -216,6 +251,21 @@ pub async fn exercise(
             }
         }
     }
+    // The online check sees the final reads too, then stops before the history closes.
+    let online = match online {
+        Some(o) => {
+            let mut summary = o.finish().await;
+            if let (Some(v), false) = (&summary.violation, announced) {
+                announce(v, dir, progress, &recorder.handle()).await;
+            }
+            if let Some(e) = &summary.error {
+                dir.log(&format!("online check stopped: {e}"));
+            }
+            summary.stopped_run = stopped_on_violation;
+            Some(summary)
+        }
+        None => None,
+    };
     let counts = recorder.handle().counts().snapshot();
     let events_written = recorder.close().await?;
 
@@ -248,5 +298,56 @@ pub async fn exercise(
         log_errors,
         cancelled,
         workload_ms,
+        online,
     })
+}
+
+/// Waits for the online check's violation; never returns when there is none to wait for.
+async fn next_violation(
+    found: &mut Option<watch::Receiver<Option<OnlineViolation>>>,
+) -> OnlineViolation {
+    if let Some(rx) = found {
+        if let Ok(v) = rx.wait_for(Option::is_some).await {
+            if let Some(v) = v.clone() {
+                return v;
+            }
+        }
+    }
+    std::future::pending().await
+}
+
+/// Reports a violation found while the test runs: on the progress line, in
+/// `faultline.log`, and as a `checker` event in the history.
+async fn announce(
+    v: &OnlineViolation,
+    dir: &RunDir,
+    progress: &LiveProgress,
+    history: &faultline_workloads::RecorderHandle,
+) {
+    let line = format!(
+        "violation found by the online check at {:.1}s, {} events in: {}{}",
+        v.found_at_ms as f64 / 1000.0,
+        v.events,
+        v.op,
+        v.key
+            .as_ref()
+            .map(|k| format!(" (key {k})"))
+            .unwrap_or_default()
+    );
+    progress.println(&format!("faultline: {line}"));
+    progress.mark(&format!(
+        "VIOLATION at {:.1}s",
+        v.found_at_ms as f64 / 1000.0
+    ));
+    dir.log(&line);
+    let mut event = Event::new(
+        Process::Checker,
+        EventType::Info,
+        "violation",
+        Value::from(v.op.clone()),
+    );
+    event.key = v.key.clone();
+    if let Err(e) = history.record(event).await {
+        dir.log(&format!("violation event not recorded: {e}"));
+    }
 }

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use faultline_checker::format::{read_path, Format};
-use faultline_checker::{Event, History, HistoryError, Limits, ModelKind, ModelSpec, Value};
+use faultline_checker::{
+    CheckResult, Event, History, HistoryError, Limits, ModelKind, ModelSpec, Value,
+};
 use faultline_workloads::Workload;
 
 use crate::results::{Judgement, Verdict};
@@ -56,33 +58,10 @@ pub fn judge(
         max_memory_bytes: Some(CHECK_MAX_MEMORY_BYTES),
         ..Limits::default()
     };
-    let (model, linearizable, fencing) = match workload {
-        Workload::Register => {
-            let spec = ModelSpec::new(ModelKind::CasRegister);
-            (
-                spec.kind,
-                faultline_checker::check(&history, &spec, &limits)?,
-                None,
-            )
-        }
-        Workload::Kv => {
-            let spec = ModelSpec::new(ModelKind::Kv);
-            (
-                spec.kind,
-                faultline_checker::check(&history, &spec, &limits)?,
-                None,
-            )
-        }
-        Workload::Lock => {
-            let fencing = faultline_checker::fencing::check(&history)?;
-            let spec = ModelSpec::new(ModelKind::Kv);
-            let registers = lock_registers(&history);
-            (
-                spec.kind,
-                faultline_checker::check(&registers, &spec, &limits)?,
-                Some(fencing),
-            )
-        }
+    let (model, linearizable) = check_linearizable(&history, workload, &limits)?;
+    let fencing = match workload {
+        Workload::Lock => Some(faultline_checker::fencing::check(&history)?),
+        Workload::Register | Workload::Kv => None,
     };
     let verdict = if linearizable.verdict.is_invalid() || fencing.as_ref().is_some_and(|f| !f.valid)
     {
@@ -99,6 +78,34 @@ pub fn judge(
         fencing,
         stats,
     })
+}
+
+/// The linearizability check `workload` calls for, on `history`: a cas-register per key
+/// (`register`), the kv model (`kv`), or the kv model on the lock workload's registers
+/// (`lock`). Returns the model it used.
+pub fn check_linearizable(
+    history: &History,
+    workload: Workload,
+    limits: &Limits,
+) -> Result<(ModelKind, CheckResult), HistoryError> {
+    match workload {
+        Workload::Register => {
+            let spec = ModelSpec::new(ModelKind::CasRegister);
+            Ok((spec.kind, faultline_checker::check(history, &spec, limits)?))
+        }
+        Workload::Kv => {
+            let spec = ModelSpec::new(ModelKind::Kv);
+            Ok((spec.kind, faultline_checker::check(history, &spec, limits)?))
+        }
+        Workload::Lock => {
+            let spec = ModelSpec::new(ModelKind::Kv);
+            let registers = lock_registers(history);
+            Ok((
+                spec.kind,
+                faultline_checker::check(&registers, &spec, limits)?,
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod config;
 pub mod exercise;
 pub mod judge;
 pub mod nemesis_log;
+pub mod online;
 pub mod progress;
 pub mod run_dir;
 

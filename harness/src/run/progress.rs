@@ -1,10 +1,11 @@
 //! `LiveProgress`: one line on stderr while a test runs: elapsed time, operations done,
-//! ok/fail/info counts and the fault in effect. Drawn by indicatif on a terminal; when
-//! stderr is not a terminal (CI logs, a pipe) the same information comes as plain lines:
-//! one per phase and one every few seconds while clients run.
+//! ok/fail/info counts, the fault in effect, and a violation the online check found. Drawn
+//! by indicatif on a terminal; when stderr is not a terminal (CI logs, a pipe) the same
+//! information comes as plain lines: one per phase and one every few seconds while clients
+//! run.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use faultline_workloads::Counts;
@@ -22,6 +23,8 @@ pub struct LiveProgress {
     /// stderr is not a terminal: print lines instead of drawing.
     plain: bool,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Shown at the end of the counters line from when it is set (a violation found).
+    mark: Arc<Mutex<String>>,
 }
 
 impl LiveProgress {
@@ -43,6 +46,7 @@ impl LiveProgress {
             bar,
             plain,
             task: None,
+            mark: Arc::default(),
         }
     }
 
@@ -69,6 +73,13 @@ impl LiveProgress {
         }
     }
 
+    /// Adds `text` to the end of the counters line for the rest of the run.
+    pub fn mark(&self, text: &str) {
+        if let Ok(mut m) = self.mark.lock() {
+            *m = format!("  {text}");
+        }
+    }
+
     /// Follows the run's counters and current fault until the next phase.
     pub fn follow(
         &mut self,
@@ -80,13 +91,15 @@ impl LiveProgress {
         let bar = self.bar.clone();
         let plain = self.plain;
         let started = Instant::now();
+        let mark = self.mark.clone();
         self.task = Some(tokio::spawn(async move {
             let mut last_plain = Instant::now();
             loop {
                 let c = counts.snapshot();
                 let done = c.ok + c.fail + c.info;
+                let mark = mark.lock().map(|m| m.clone()).unwrap_or_default();
                 bar.set_message(format!(
-                    "{:>5.1}s/{:.0}s  ops {done}  ok {}  fail {}  info {}  faults: {}",
+                    "{:>5.1}s/{:.0}s  ops {done}  ok {}  fail {}  info {}  faults: {}{mark}",
                     started.elapsed().as_secs_f64(),
                     limit.as_secs_f64(),
                     c.ok,
