@@ -59,6 +59,10 @@ pub struct TestAllArgs {
     /// Also write the matrix as JUnit XML to this file (one test case per cell).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// End each run as soon as the online check finds a violation (the run still heals,
+    /// does its final reads and checks the whole history).
+    #[arg(long)]
+    pub stop_on_violation: bool,
     /// List the cells and exit.
     #[arg(long)]
     pub list: bool,
@@ -116,6 +120,7 @@ pub fn run(args: TestAllArgs) -> ExitCode {
         raftkv_binary: args.raftkv.clone(),
         // Short runs need a short settle: the faults are over and healed by then.
         quiet_period_ms: 3_000,
+        stop_on_violation: args.stop_on_violation,
         ..TestConfig::default()
     };
     eprintln!(
