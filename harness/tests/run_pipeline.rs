@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use faultline::results::Verdict;
 use faultline::run::{run_with_cluster, TestConfig};
-use faultline_checker::{Event, Process};
+use faultline_checker::{Event, EventType, Process};
 use faultline_nemeses::{Cluster, ClusterError, FaultKind, Grudge, Node, NodeId};
 use faultline_workloads::Workload;
 use serde_json::{json, Value as JsonV};
@@ -491,6 +491,12 @@ async fn stop_on_violation_ends_the_run_early_and_still_heals_and_judges() {
         .collect();
     assert_eq!(found.len(), 1, "one violation event in the history");
     assert_eq!(found[0].f, "violation");
+    // The counters count client ops only, not the checker's event.
+    let client_infos = events
+        .iter()
+        .filter(|e| matches!(e.process, Process::Client(_)) && e.kind == EventType::Info)
+        .count() as u64;
+    assert_eq!(x.counts.info, client_infos, "{x:?}");
     let log = std::fs::read_to_string(outcome.run_dir.join("faultline.log")).unwrap();
     assert!(log.contains("violation found by the online check"), "{log}");
     assert!(log.contains("--stop-on-violation"), "{log}");

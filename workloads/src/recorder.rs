@@ -73,6 +73,8 @@ impl Counts {
 
     fn count(&self, e: &Event) {
         let c = match (e.process, e.kind) {
+            // A violation the online check found: neither a client op nor a fault.
+            (Process::Checker, _) => return,
             (Process::Nemesis, _) => &self.nemesis,
             (_, EventType::Invoke) => &self.invoke,
             (_, EventType::Ok) => &self.ok,
