@@ -19,7 +19,7 @@ seeds="$(mktemp -d)"
 trap 'rm -rf "$seeds"' EXIT
 mkdir -p "$seeds"/{jsonl,edn,jepsen_log,auto}
 data=../tests/data
-cp "$data"/knossos/cas-register/*.edn "$seeds/edn/"
+find "$data/knossos" -name '*.edn' -exec cp {} "$seeds/edn/" \;
 find "$data/porcupine" -name '*.log' -exec cp {} "$seeds/jepsen_log/" \;
 cp ../../harness/tests/data/bad-input/*.jsonl "$seeds/jsonl/"
 cp "$seeds"/edn/* "$seeds"/jsonl/* "$seeds/auto/"

@@ -34,6 +34,14 @@ pub struct Period {
     pub label: String,
 }
 
+/// A moment marked on the time axis: a violation the online check found while the test
+/// ran (a `checker` event).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flag {
+    pub at: f64,
+    pub label: String,
+}
+
 /// Everything the plots need from a history.
 #[derive(Clone, Debug)]
 pub struct Timeline {
@@ -43,6 +51,7 @@ pub struct Timeline {
     /// In invoke order.
     pub bars: Vec<Bar>,
     pub periods: Vec<Period>,
+    pub flags: Vec<Flag>,
     /// The end of the axis: the last event.
     pub end: f64,
     /// Op lookup for counterexamples: (process, invoke time in ns or invoke index).
@@ -92,10 +101,21 @@ impl Timeline {
             })
             .collect();
         let periods = nemesis_periods(history, end, &at);
+        let flags = history
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.process == Process::Checker)
+            .map(|(i, e)| Flag {
+                at: at(i),
+                label: format!("the online check found a violation here: {}", e.value),
+            })
+            .collect();
         Ok(Timeline {
             timed,
             bars,
             periods,
+            flags,
             end,
             by_invoke,
         })
@@ -213,6 +233,23 @@ mod tests {
         );
         let ops = h.ops().unwrap();
         assert_eq!(tl.find(&ops[1]), Some(1));
+        assert!(tl.flags.is_empty());
+    }
+
+    #[test]
+    fn a_violation_found_online_is_a_flag_not_a_bar() {
+        use EventType::*;
+        let h = History::from_events(vec![
+            ev(Process::Client(0), Invoke, "read", 1_000_000_000),
+            ev(Process::Client(0), Ok, "read", 2_000_000_000),
+            ev(Process::Checker, Info, "violation", 2_500_000_000),
+        ]);
+        let tl = Timeline::from_history(&h).unwrap();
+        assert_eq!(tl.bars.len(), 1);
+        assert_eq!(tl.flags.len(), 1);
+        assert_eq!(tl.flags[0].at, 2.5);
+        assert!(tl.flags[0].label.contains("online check"));
+        assert!(tl.periods.is_empty());
     }
 
     #[test]

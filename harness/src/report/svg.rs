@@ -9,7 +9,7 @@ use std::fmt::Write;
 use faultline_checker::Outcome;
 
 use super::html::esc;
-use super::ops::{Bar, Period, Timeline};
+use super::ops::{Bar, Flag, Period, Timeline};
 
 pub const WIDTH: f64 = 1300.0;
 const LEFT: f64 = 70.0;
@@ -118,6 +118,22 @@ fn open_svg(out: &mut String, class: &str, height: f64, label: &str) {
     );
 }
 
+/// Flags (a violation found while the test ran) as dashed vertical lines.
+fn flag(out: &mut String, axis: &XAxis, flags: &[Flag], height: f64) {
+    for m in flags {
+        if m.at < axis.x0 || m.at > axis.x1 {
+            continue;
+        }
+        let x = axis.px(m.at);
+        let _ = write!(
+            out,
+            r##"<line class="flag" x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{:.1}" stroke="#c92a2a" stroke-width="2" stroke-dasharray="6 3"><title>{}</title></line>"##,
+            height - BOTTOM,
+            esc(&m.label)
+        );
+    }
+}
+
 /// Nemesis periods as shaded bands over the plot area.
 fn shade(out: &mut String, axis: &XAxis, periods: &[Period], height: f64) {
     for p in periods {
@@ -191,6 +207,7 @@ pub fn timeline(
         "operations per process over time",
     );
     shade(&mut out, &axis, &tl.periods, height);
+    flag(&mut out, &axis, &tl.flags, height);
     if row_h >= 9.0 {
         for (r, p) in procs.iter().enumerate() {
             let _ = write!(
