@@ -16,6 +16,38 @@ backends=("$@")
 seed="${SOAK_SEED:-1000}"
 results="${SOAK_RESULTS:-results}"
 
+# The spread of a batch: verdicts, ops, faults per kind, check and run times.
+summarize() {
+    python3 - "$1" <<'PY'
+import collections, json, statistics, sys
+from pathlib import Path
+
+batch = json.load(open(sys.argv[1]))
+runs = batch["runs"]
+verdicts = collections.Counter(r["verdict"] for r in runs)
+kinds, skipped = collections.Counter(), collections.Counter()
+for r in runs:
+    results = Path(r["run_dir"]) / "results.json"
+    if results.is_file():
+        x = json.load(open(results)).get("exercised") or {}
+        kinds.update(x.get("faults_started", {}))
+    skipped.update(r.get("faults_skipped", []))
+
+def spread(key, scale=1.0, unit=""):
+    xs = sorted(r[key] / scale for r in runs)
+    return f"min {xs[0]:.0f}{unit}, median {statistics.median(xs):.0f}{unit}, max {xs[-1]:.0f}{unit}"
+
+print(f"{sys.argv[1]}: {len(runs)} runs; " + ", ".join(f"{v} {n}" for v, n in sorted(verdicts.items())))
+print(f"  ops per run: {spread('ops')}")
+print(f"  faults per run: {spread('faults')}")
+print(f"  faults started, all runs: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+if skipped:
+    print(f"  runs that skipped a kind: " + ", ".join(f"{k} {n}" for k, n in sorted(skipped.items())))
+print(f"  check time: {spread('check_ms', 1, ' ms')}")
+print(f"  run time: {spread('total_ms', 1000, ' s')}")
+PY
+}
+
 cargo build --release --bin faultline --bin raftkv
 status=0
 for backend in "${backends[@]}"; do
@@ -25,5 +57,6 @@ for backend in "${backends[@]}"; do
         --nemesis-interval 5s --time-limit 30s \
         --test-count "$runs" --keep-going --seed "$seed" \
         --name "soak-$backend" --results-dir "$results" || status=$?
+    summarize "$(ls -d "$results/soak-$backend"/batch-*/ | sort | tail -n 1)batch.json"
 done
 exit "$status"
