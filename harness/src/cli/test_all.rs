@@ -1,7 +1,8 @@
 //! `faultline test-all`: runs the detection matrix ([`crate::matrix`]) and prints a table
-//! of verdicts. Exit code 1 when a correct run was judged invalid or a planted bug went
-//! undetected, 3 when a run failed, 2 when a cell is unknown, else 0. Writes
-//! `matrix.json` (and, with `--junit`, one test case per cell) next to the runs.
+//! of verdicts, or with `--seeds N` of detection rates over N seeds per cell. Exit code 1
+//! when a correct run was judged invalid or a planted bug went undetected, 3 when a run
+//! failed, 2 when a cell is unknown, else 0. Writes `matrix.json` (and, with `--junit`,
+//! one test case per cell) next to the runs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,8 +24,15 @@ pub struct TestAllArgs {
     #[arg(long = "only", value_name = "TEXT")]
     pub only: Vec<String>,
     /// Runs made per planted bug before it counts as undetected (new seed each).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, conflicts_with = "seeds")]
     pub tries: u32,
+    /// Run every cell on N seeds (seed .. seed+N-1), all of them, and report per cell the
+    /// detection rate with its 95% interval, the time to detect and the faults in effect.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub seeds: Option<u32>,
+    /// With --seeds: runs of N that must detect a bug for its cell to pass (default N).
+    #[arg(long, value_name = "K", requires = "seeds")]
+    pub require: Option<u32>,
     /// Nodes in each cluster.
     #[arg(long, default_value_t = 5)]
     pub nodes: u32,
@@ -74,6 +82,12 @@ struct MatrixResults<'a> {
     schema_version: u32,
     seed: u64,
     tries: u32,
+    /// `--seeds`: runs per cell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seeds: Option<u32>,
+    /// `--require`: detections a bug cell needs of its `seeds` runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require: Option<u32>,
     time_limit_ms: u64,
     nodes: u32,
     backend: Backend,
@@ -102,6 +116,14 @@ pub fn run(args: TestAllArgs) -> ExitCode {
         eprintln!("error: no cell matches --only {:?}", args.only);
         return ExitCode::from(Verdict::Error.exit_code());
     }
+    // `(seeds, require)` in --seeds mode.
+    let seeds = args.seeds.map(|n| (n, args.require.unwrap_or(n)));
+    if let Some((n, k)) = seeds {
+        if k == 0 || k > n {
+            eprintln!("error: --require {k} must be between 1 and --seeds {n}");
+            return ExitCode::from(Verdict::Error.exit_code());
+        }
+    }
     let now_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -123,11 +145,14 @@ pub fn run(args: TestAllArgs) -> ExitCode {
         stop_on_violation: args.stop_on_violation,
         ..TestConfig::default()
     };
+    let runs = match seeds {
+        Some((n, k)) => format!("{n} seeds per cell, {k} detections required"),
+        None => format!("up to {} tries per bug", args.tries.max(1)),
+    };
     eprintln!(
-        "faultline test-all: {} cells, up to {} tries per bug, {} s each, seed {} (repeat with \
-         --seed {seed}); results in {}",
+        "faultline test-all: {} cells, {runs}, {} s each, seed {} (repeat with --seed \
+         {seed}); results in {}",
         cells.len(),
-        args.tries.max(1),
         args.time_limit.as_secs(),
         seed,
         dir.display()
@@ -144,7 +169,10 @@ pub fn run(args: TestAllArgs) -> ExitCode {
     };
     let mut outcomes = Vec::new();
     for c in &cells {
-        let outcome = runtime.block_on(matrix::run_cell(c, &base, args.tries));
+        let outcome = match seeds {
+            Some((n, k)) => runtime.block_on(matrix::run_cell_seeds(c, &base, n, k)),
+            None => runtime.block_on(matrix::run_cell(c, &base, args.tries)),
+        };
         let stop = outcome.status == CellStatus::Cancelled;
         outcomes.push(outcome);
         if stop {
@@ -153,15 +181,24 @@ pub fn run(args: TestAllArgs) -> ExitCode {
         }
     }
     println!();
-    println!("{}", matrix::header());
-    for o in &outcomes {
-        println!("{}", o.row());
+    if seeds.is_some() {
+        println!("{}", matrix::rate_header());
+        for o in &outcomes {
+            println!("{}", o.rate_row());
+        }
+    } else {
+        println!("{}", matrix::header());
+        for o in &outcomes {
+            println!("{}", o.row());
+        }
     }
     let code = matrix::exit_code(&outcomes);
     let summary = MatrixResults {
         schema_version: SCHEMA_VERSION,
         seed,
         tries: args.tries,
+        seeds: seeds.map(|s| s.0),
+        require: seeds.map(|s| s.1),
         time_limit_ms: base.time_limit_ms,
         nodes: base.nodes,
         backend: args.backend,
@@ -186,41 +223,67 @@ pub fn run(args: TestAllArgs) -> ExitCode {
 }
 
 /// One test case per cell: a failure for a miss (false alarm or undetected bug), an error
-/// for a failed, cancelled or unknown run.
+/// for a failed, cancelled or unknown run. With `--seeds` every case names the cell's rate
+/// (a passing one in `<system-out>`).
 fn junit(outcomes: &[matrix::CellOutcome], seed: u64) -> String {
     let cases: Vec<Case> = outcomes
         .iter()
         .map(|o| {
-            let last = o.tries.last();
-            let where_ = last
+            // The run that decided the cell: a false alarm's, else the last.
+            let decisive = o
+                .tries
+                .iter()
+                .find(|t| o.cell.expect == Expect::Valid && t.verdict == Verdict::Invalid)
+                .or(o.tries.last());
+            let where_ = decisive
                 .map(|t| format!("{} (seed {})", t.run_dir.display(), t.seed))
                 .unwrap_or_default();
+            let rate = o.rate.as_ref().map(|r| rate_note(o, r));
+            let with_rate = |message: String| match &rate {
+                Some(r) => format!("{message}: {r}"),
+                None => message,
+            };
             let result = match o.status {
-                CellStatus::Met => CaseResult::Pass,
+                CellStatus::Met => match &rate {
+                    Some(r) => CaseResult::PassNoted { note: r.clone() },
+                    None => CaseResult::Pass,
+                },
                 CellStatus::Missed if o.cell.expect == Expect::Valid => CaseResult::Failure {
-                    message: "correct raftkv was judged invalid (false alarm or real bug)".into(),
+                    message: with_rate(
+                        "correct raftkv was judged invalid (false alarm or real bug)".into(),
+                    ),
                     detail: where_,
                 },
                 CellStatus::Missed => CaseResult::Failure {
-                    message: format!(
-                        "{} not detected in {} tries",
-                        o.cell.bug.as_deref().unwrap_or("bug"),
-                        o.tries.len()
-                    ),
+                    message: match &rate {
+                        Some(r) => format!(
+                            "{} detected too rarely: {r}",
+                            o.cell.bug.as_deref().unwrap_or("bug")
+                        ),
+                        None => format!(
+                            "{} not detected in {} tries",
+                            o.cell.bug.as_deref().unwrap_or("bug"),
+                            o.tries.len()
+                        ),
+                    },
                     detail: where_,
                 },
                 CellStatus::Unknown => CaseResult::Error {
                     kind: "unknown",
-                    message: format!("the checker could not decide: {where_}"),
+                    message: with_rate(format!("the checker could not decide: {where_}")),
                 },
                 CellStatus::Skipped => CaseResult::Skipped {
                     message: o.skipped.clone().unwrap_or_default(),
                 },
                 CellStatus::Error | CellStatus::Cancelled => CaseResult::Error {
                     kind: "error",
-                    message: last
-                        .and_then(|t| t.error.clone())
-                        .unwrap_or_else(|| "cancelled".into()),
+                    message: with_rate(
+                        o.tries
+                            .iter()
+                            .rev()
+                            .find_map(|t| t.error.clone())
+                            .unwrap_or_else(|| "cancelled".into()),
+                    ),
                 },
             };
             Case {
@@ -237,4 +300,26 @@ fn junit(outcomes: &[matrix::CellOutcome], seed: u64) -> String {
         &[("seed", seed.to_string())],
         cases,
     )
+}
+
+/// `detected in 19/20 runs (95% interval [0.764, 0.991]), 20 required` for a bug cell,
+/// `valid in 3/3 runs (...)` for a correct one.
+fn rate_note(o: &matrix::CellOutcome, r: &matrix::Rate) -> String {
+    let what = if o.cell.expect == Expect::Valid {
+        "valid"
+    } else {
+        "detected"
+    };
+    let mut note = format!(
+        "{what} in {} runs (95% interval {})",
+        r.fraction(),
+        r.interval()
+    );
+    if o.cell.expect != Expect::Valid {
+        note.push_str(&format!(", {} required", r.required));
+    }
+    if r.skipped_runs > 0 {
+        note.push_str(&format!(", {} skipped", r.skipped_runs));
+    }
+    note
 }

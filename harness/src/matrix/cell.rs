@@ -9,7 +9,7 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Expect {
-    /// Every try must be `valid` (one try is made).
+    /// Every try must be `valid` (one try is made; N with `--seeds N`).
     Valid,
     /// Some try within the limit must be `invalid`.
     Invalid,

@@ -7,11 +7,22 @@
 //! run whose fault could not be injected is no evidence either way: its cell reads
 //! `skipped`, with the reason, and does not fail the matrix.
 //!
+//! With `--seeds N` every cell runs on N seeds instead, and the matrix reports per cell how
+//! often the runs showed what it looks for ([`rate`]), how soon, and under which faults
+//! ([`detection`]).
+//!
 //! Every run is an ordinary `faultline test` run with its own results folder, so any cell
 //! can be repeated from its `config.json`.
 
 pub mod cell;
+pub mod detection;
 pub mod outcome;
+pub mod rate;
 
 pub use cell::{default_matrix, select, Cell, Expect};
-pub use outcome::{exit_code, header, run_cell, CellOutcome, CellStatus, Try};
+pub use detection::Detection;
+pub use outcome::{
+    exit_code, header, judge_seeds, rate_header, run_cell, run_cell_seeds, CellOutcome, CellStatus,
+    Try,
+};
+pub use rate::Rate;

@@ -1,5 +1,7 @@
 //! How the matrix's cells ended: each try (one run), each cell's status, the table's rows,
-//! and the matrix's exit code.
+//! and the matrix's exit code. A cell runs either until it is decided (`--tries`: a bug
+//! cell stops at its first find) or on a fixed number of seeds (`--seeds`), which gives a
+//! detection rate ([`Rate`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,6 +10,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::cell::{Cell, Expect};
+use super::detection::{self, Detection};
+use super::rate::{quantile, wilson, Rate};
 use crate::results::{RunResults, Verdict};
 use crate::run::{run_test, TestConfig};
 
@@ -47,6 +51,10 @@ pub struct Try {
     pub faults_skipped: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a run that showed what its cell looks for: when that was known, and which
+    /// faults were in effect at the violating op.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Detection>,
 }
 
 impl Try {
@@ -75,6 +83,9 @@ pub struct CellOutcome {
     /// For a skipped cell: which fault could not be injected, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// With `--seeds`: the cell's runs summed up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
 }
 
 impl CellOutcome {
@@ -87,21 +98,11 @@ impl CellOutcome {
             (Some(t), _) => t.run_dir.display().to_string(),
             (None, _) => String::new(),
         };
-        let found = self.cell.expect != Expect::Valid;
         format!(
             "{:<44} {:<17} {:<9} {:>5} {:>9}  {}",
             self.cell.name,
             self.cell.expect.name(),
-            match self.status {
-                CellStatus::Met if found => "found",
-                CellStatus::Met => "ok",
-                CellStatus::Missed if found => "MISSED",
-                CellStatus::Missed => "FALSE-ALARM",
-                CellStatus::Unknown => "unknown",
-                CellStatus::Error => "ERROR",
-                CellStatus::Cancelled => "cancelled",
-                CellStatus::Skipped => "skipped",
-            },
+            self.status_word(),
             self.tries.len(),
             self.time_to_detection_ms
                 .map(|ms| format!("{:.1}", ms as f64 / 1000.0))
@@ -109,6 +110,73 @@ impl CellOutcome {
             where_,
         )
     }
+
+    /// The cell's line in the `--seeds` table: the rate, its interval, the time to detect
+    /// (median and p90, seconds since the run started), detecting runs found only at the
+    /// end, skipped runs, and the faults in effect at the violations (or why the cell was
+    /// skipped, or the last error).
+    pub fn rate_row(&self) -> String {
+        let rate = self.rate.clone().unwrap_or_default();
+        let seconds = |ms: Option<u64>| {
+            ms.map(|ms| format!("{:.1}", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into())
+        };
+        let note = match (&self.skipped, self.status) {
+            (Some(why), _) => format!("({why})"),
+            (None, CellStatus::Error) => self
+                .tries
+                .iter()
+                .find_map(|t| t.error.clone())
+                .unwrap_or_default(),
+            _ => rate.tally(),
+        };
+        format!(
+            "{:<44} {:<17} {:<11} {:>7} {:<16} {:>7} {:>7} {:>4} {:>4}  {}",
+            self.cell.name,
+            self.cell.expect.name(),
+            self.status_word(),
+            rate.fraction(),
+            rate.interval(),
+            seconds(rate.detect_median_ms),
+            seconds(rate.detect_p90_ms),
+            rate.found_at_end,
+            rate.skipped_runs,
+            note,
+        )
+    }
+
+    /// `found`, `MISSED`, `FALSE-ALARM`, ...
+    fn status_word(&self) -> &'static str {
+        let found = self.cell.expect != Expect::Valid;
+        match self.status {
+            CellStatus::Met if found => "found",
+            CellStatus::Met => "ok",
+            CellStatus::Missed if found => "MISSED",
+            CellStatus::Missed => "FALSE-ALARM",
+            CellStatus::Unknown => "unknown",
+            CellStatus::Error => "ERROR",
+            CellStatus::Cancelled => "cancelled",
+            CellStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// The `--seeds` table's header line. `rate` is detections (bug cells) or valid runs
+/// (correct cells) of the runs that count.
+pub fn rate_header() -> String {
+    format!(
+        "{:<44} {:<17} {:<11} {:>7} {:<16} {:>7} {:>7} {:>4} {:>4}  {}",
+        "cell",
+        "expect",
+        "result",
+        "rate",
+        "95% interval",
+        "p50(s)",
+        "p90(s)",
+        "end",
+        "skip",
+        "faults at violation"
+    )
 }
 
 /// The table's header line.
@@ -121,6 +189,7 @@ pub fn header() -> String {
 
 fn to_try(outcome: &RunResults) -> Try {
     Try {
+        detection: None,
         seed: outcome.seed,
         verdict: outcome.verdict,
         fencing_violation: outcome.fencing_violation(),
@@ -159,33 +228,7 @@ pub async fn run_cell(cell: &Cell, base: &TestConfig, max_tries: u32) -> CellOut
         max_tries.max(1).saturating_mul(cell.tries_factor.max(1))
     };
     for k in 0..attempts {
-        let mut config = base.clone();
-        config.name = cell.name.clone();
-        config.workload = cell.workload;
-        config.nemesis = cell.nemesis.clone();
-        config.shapes = cell.shapes.clone();
-        config.concurrency = base.concurrency.saturating_mul(cell.clients_factor.max(1));
-        config.bugs = cell.bug.iter().cloned().collect();
-        config.seed = base.seed.wrapping_add(u64::from(k));
-        let scaled = base.nemesis_interval_ms as f64 * cell.interval_factor;
-        config.nemesis_interval_ms = (scaled as u64).max(base.nemesis_interval_ms.min(1_000));
-        let t = match run_test(config).await {
-            Ok(outcome) => {
-                println!("  {}  {}", cell.name, outcome.summary());
-                to_try(&outcome)
-            }
-            Err(e) => Try {
-                seed: base.seed.wrapping_add(u64::from(k)),
-                verdict: Verdict::Error,
-                fencing_violation: false,
-                run_dir: PathBuf::new(),
-                total_ms: 0,
-                ops: 0,
-                cancelled: false,
-                faults_skipped: BTreeMap::new(),
-                error: Some(format!("{e:#}")),
-            },
-        };
+        let t = run_try(cell, base, k).await;
         let found = detected(cell.expect, &t);
         let skipped = t.skipped();
         let status = status_after(cell.expect, &t, found);
@@ -199,6 +242,7 @@ pub async fn run_cell(cell: &Cell, base: &TestConfig, max_tries: u32) -> CellOut
                 tries,
                 time_to_detection_ms,
                 skipped: skipped.filter(|_| status == CellStatus::Skipped),
+                rate: None,
             };
         }
     }
@@ -215,7 +259,179 @@ pub async fn run_cell(cell: &Cell, base: &TestConfig, max_tries: u32) -> CellOut
         tries,
         time_to_detection_ms: None,
         skipped: None,
+        rate: None,
     }
+}
+
+/// Try `k` of `cell`: `base` with the cell's workload, nemesis, bug and factors, and seed
+/// `base.seed + k`. A try that shows what the cell looks for gets its [`Detection`].
+async fn run_try(cell: &Cell, base: &TestConfig, k: u32) -> Try {
+    let mut config = base.clone();
+    config.name = cell.name.clone();
+    config.workload = cell.workload;
+    config.nemesis = cell.nemesis.clone();
+    config.shapes = cell.shapes.clone();
+    config.concurrency = base.concurrency.saturating_mul(cell.clients_factor.max(1));
+    config.bugs = cell.bug.iter().cloned().collect();
+    config.seed = base.seed.wrapping_add(u64::from(k));
+    let scaled = base.nemesis_interval_ms as f64 * cell.interval_factor;
+    config.nemesis_interval_ms = (scaled as u64).max(base.nemesis_interval_ms.min(1_000));
+    match run_test(config).await {
+        Ok(outcome) => {
+            println!("  {}  {}", cell.name, outcome.summary());
+            let mut t = to_try(&outcome);
+            if detected(cell.expect, &t) {
+                // Reads the run's history: off the async threads.
+                let expect = cell.expect;
+                t.detection =
+                    tokio::task::spawn_blocking(move || detection::of_run(expect, &outcome))
+                        .await
+                        .ok();
+            }
+            t
+        }
+        Err(e) => Try {
+            seed: base.seed.wrapping_add(u64::from(k)),
+            verdict: Verdict::Error,
+            fencing_violation: false,
+            run_dir: PathBuf::new(),
+            total_ms: 0,
+            ops: 0,
+            cancelled: false,
+            faults_skipped: BTreeMap::new(),
+            error: Some(format!("{e:#}")),
+            detection: None,
+        },
+    }
+}
+
+/// Runs `cell` on `seeds` seeds (`base.seed` onwards), every one whatever the earlier ones
+/// showed, and judges it by [`judge_seeds`]: a bug cell must be detected in `require` of
+/// them. Ctrl-C ends the cell (as cancelled) after the run it interrupted.
+pub async fn run_cell_seeds(
+    cell: &Cell,
+    base: &TestConfig,
+    seeds: u32,
+    require: u32,
+) -> CellOutcome {
+    let mut tries = Vec::new();
+    for k in 0..seeds {
+        let t = run_try(cell, base, k).await;
+        let cancelled = t.cancelled;
+        tries.push(t);
+        if cancelled {
+            break;
+        }
+    }
+    let (status, rate) = judge_seeds(cell.expect, &tries, seeds, require);
+    let skipped = (status == CellStatus::Skipped)
+        .then(|| tries.iter().find_map(Try::skipped))
+        .flatten();
+    CellOutcome {
+        cell: cell.clone(),
+        status,
+        tries,
+        time_to_detection_ms: None,
+        skipped,
+        rate: Some(rate),
+    }
+}
+
+/// A cell's status and rate over its runs on `seeds` seeds, of which a bug cell must
+/// detect its bug in `require`.
+///
+/// Runs whose fault was skipped are no evidence: they are counted apart and left out of
+/// `k` and `n`, and the requirement scales to the runs left, `ceil(require * left /
+/// seeds)` (with the default `require = seeds`: every run left). Unknown and failed runs
+/// are left out of `n` too. The status keeps the precedence of `--tries` (a cancelled
+/// run, then a failed one, decide the cell), except that a definite miss comes first, as
+/// it does in the exit code:
+/// - any run cancelled: `cancelled`;
+/// - correct cell: any run `invalid` (skipped or not: a false alarm is one whatever was
+///   skipped): `missed`; else any failed run: `error`; else all runs skipped: `skipped`;
+///   else any `unknown`: `unknown`; else `met`;
+/// - bug cell: all runs skipped: `skipped`; `k` short of the requirement even if every
+///   unknown and failed run had detected the bug: `missed`; else any failed run: `error`;
+///   else `k` at the requirement: `met`; else (unknown runs could have made up the
+///   difference) `unknown`.
+pub fn judge_seeds(expect: Expect, tries: &[Try], seeds: u32, require: u32) -> (CellStatus, Rate) {
+    let count = |f: &dyn Fn(&Try) -> bool| -> u32 {
+        u32::try_from(tries.iter().filter(|t| f(t)).count()).unwrap_or(u32::MAX)
+    };
+    let evidence = |t: &Try| t.skipped().is_none();
+    let skipped_runs = count(&|t| !evidence(t));
+    let error_runs = count(&|t| evidence(t) && t.verdict == Verdict::Error);
+    let unknown_runs = count(&|t| evidence(t) && t.verdict == Verdict::Unknown);
+    let decided = |t: &Try| evidence(t) && matches!(t.verdict, Verdict::Valid | Verdict::Invalid);
+    let n = count(&decided);
+    let counted = seeds.saturating_sub(skipped_runs);
+    let found: Vec<&Try> = tries
+        .iter()
+        .filter(|t| decided(t) && detected(expect, t))
+        .collect();
+    let (k, required) = if expect == Expect::Valid {
+        (count(&|t| decided(t) && t.verdict == Verdict::Valid), n)
+    } else {
+        let k = u32::try_from(found.len()).unwrap_or(u32::MAX);
+        let seeds = u64::from(seeds.max(1));
+        let scaled = (u64::from(require) * u64::from(counted)).div_ceil(seeds);
+        (k, u32::try_from(scaled).unwrap_or(u32::MAX))
+    };
+    let times: Vec<u64> = found
+        .iter()
+        .filter_map(|t| t.detection.as_ref().and_then(|d| d.time_to_detect_ms))
+        .collect();
+    let mut active_faults = BTreeMap::new();
+    for t in &found {
+        let label = t
+            .detection
+            .as_ref()
+            .map_or_else(|| "unattributed".to_string(), Detection::faults_label);
+        *active_faults.entry(label).or_insert(0) += 1;
+    }
+    let interval = wilson(k, n);
+    let rate = Rate {
+        seeds,
+        required,
+        k,
+        n,
+        low: interval.map(|i| i.0),
+        high: interval.map(|i| i.1),
+        detect_median_ms: quantile(&times, 0.5),
+        detect_p90_ms: quantile(&times, 0.9),
+        found_at_end: u32::try_from(found.len() - times.len()).unwrap_or(u32::MAX),
+        skipped_runs,
+        unknown_runs,
+        error_runs,
+        active_faults,
+    };
+    let any = |v: Verdict| tries.iter().any(|t| t.verdict == v);
+    let status = if tries.iter().any(|t| t.cancelled) {
+        CellStatus::Cancelled
+    } else if expect == Expect::Valid {
+        if any(Verdict::Invalid) {
+            CellStatus::Missed
+        } else if error_runs > 0 {
+            CellStatus::Error
+        } else if counted == 0 {
+            CellStatus::Skipped
+        } else if unknown_runs > 0 {
+            CellStatus::Unknown
+        } else {
+            CellStatus::Met
+        }
+    } else if counted == 0 {
+        CellStatus::Skipped
+    } else if k + unknown_runs + error_runs < required {
+        CellStatus::Missed
+    } else if error_runs > 0 {
+        CellStatus::Error
+    } else if k >= required {
+        CellStatus::Met
+    } else {
+        CellStatus::Unknown
+    };
+    (status, rate)
 }
 
 /// The cell's status after try `t`, when the cell is decided (`None`: try again). A
@@ -266,6 +482,7 @@ mod tests {
             tries: Vec::new(),
             time_to_detection_ms: None,
             skipped: None,
+            rate: None,
         }
     }
 
@@ -312,6 +529,7 @@ mod tests {
                 .map(|(k, w)| (k.to_string(), w.to_string()))
                 .collect(),
             error: None,
+            detection: None,
         }
     }
 
@@ -356,6 +574,7 @@ mod tests {
             tries: vec![t.clone()],
             time_to_detection_ms: None,
             skipped: t.skipped(),
+            rate: None,
         }
         .row();
         assert!(
@@ -380,5 +599,177 @@ mod tests {
             &t(Verdict::Invalid, true)
         ));
         assert!(!detected(Expect::Valid, &t(Verdict::Valid, false)));
+    }
+
+    /// A detecting bug run: found online at `at_ms` (or at the end), under `faults`
+    /// (`None`: unattributed).
+    fn found(at_ms: Option<u64>, faults: Option<&[&str]>) -> Try {
+        let mut t = a_try(Verdict::Invalid, false, &[]);
+        t.detection = Some(Detection {
+            time_to_detect_ms: at_ms,
+            active_faults: faults.map(|f| f.iter().map(ToString::to_string).collect()),
+            ..Detection::default()
+        });
+        t
+    }
+
+    fn plain(verdict: Verdict) -> Try {
+        a_try(verdict, false, &[])
+    }
+
+    #[test]
+    fn a_bug_cell_needs_k_of_n_detections() {
+        let runs = [
+            found(Some(4_000), Some(&["partition"])),
+            found(Some(9_000), Some(&["partition"])),
+            found(None, Some(&[])),
+            plain(Verdict::Valid),
+        ];
+        let (status, rate) = judge_seeds(Expect::Invalid, &runs, 4, 3);
+        assert_eq!(status, CellStatus::Met);
+        assert_eq!((rate.k, rate.n, rate.required), (3, 4, 3));
+        let (lo, hi) = (rate.low.unwrap(), rate.high.unwrap());
+        assert!(
+            lo > 0.30 && lo < 0.31 && hi > 0.95 && hi < 0.96,
+            "[{lo}, {hi}]"
+        );
+        // Two online times; the third run only the final check found.
+        assert_eq!(rate.detect_median_ms, Some(4_000));
+        assert_eq!(rate.detect_p90_ms, Some(9_000));
+        assert_eq!(rate.found_at_end, 1);
+        assert_eq!(rate.tally(), "partition 2, none 1");
+        // The default requirement, all four, is missed.
+        let (status, rate) = judge_seeds(Expect::Invalid, &runs, 4, 4);
+        assert_eq!(status, CellStatus::Missed);
+        assert_eq!(rate.fraction(), "3/4");
+    }
+
+    #[test]
+    fn skipped_runs_are_left_out_of_the_rate() {
+        let netem = [("netem", "the kernel lacks sch_netem")];
+        let runs = [
+            found(Some(1_000), Some(&["partition"])),
+            found(Some(2_000), None),
+            a_try(Verdict::Valid, false, &netem),
+            // Detected, but under a configuration the cell did not ask for: no evidence.
+            a_try(Verdict::Invalid, false, &netem),
+        ];
+        let (status, rate) = judge_seeds(Expect::Invalid, &runs, 4, 4);
+        // Four required of four seeds scales to two of the two that count.
+        assert_eq!(status, CellStatus::Met);
+        assert_eq!((rate.k, rate.n, rate.required), (2, 2, 2));
+        assert_eq!(rate.skipped_runs, 2);
+        assert_eq!(rate.tally(), "partition 1, unattributed 1");
+        // Every run skipped: skipped, without an interval.
+        let all = [
+            a_try(Verdict::Valid, false, &netem),
+            a_try(Verdict::Valid, false, &netem),
+        ];
+        let (status, rate) = judge_seeds(Expect::Invalid, &all, 2, 2);
+        assert_eq!(status, CellStatus::Skipped);
+        assert_eq!((rate.n, rate.low, rate.interval().as_str()), (0, None, "-"));
+        let (status, _) = judge_seeds(Expect::Valid, &all, 2, 2);
+        assert_eq!(status, CellStatus::Skipped);
+    }
+
+    #[test]
+    fn a_single_false_alarm_fails_a_correct_cell() {
+        let mut runs: Vec<Try> = (0..9).map(|_| plain(Verdict::Valid)).collect();
+        let (status, rate) = judge_seeds(Expect::Valid, &runs, 10, 10);
+        assert_eq!(status, CellStatus::Met);
+        assert_eq!(rate.fraction(), "9/9");
+        runs.push(plain(Verdict::Invalid));
+        let (status, rate) = judge_seeds(Expect::Valid, &runs, 10, 10);
+        assert_eq!(status, CellStatus::Missed);
+        assert_eq!(rate.fraction(), "9/10");
+        // Whatever --require says: it is about bugs.
+        let (status, _) = judge_seeds(Expect::Valid, &runs, 10, 1);
+        assert_eq!(status, CellStatus::Missed);
+        // A false alarm under a skipped fault is one all the same.
+        let netem = [("netem", "the kernel lacks sch_netem")];
+        let runs = [
+            plain(Verdict::Valid),
+            a_try(Verdict::Invalid, false, &netem),
+        ];
+        assert_eq!(
+            judge_seeds(Expect::Valid, &runs, 2, 2).0,
+            CellStatus::Missed
+        );
+    }
+
+    #[test]
+    fn unknown_and_failed_runs_keep_the_precedence_of_tries() {
+        let mut failed = plain(Verdict::Error);
+        failed.error = Some("cluster did not start".into());
+        // One run short, and an unknown one could have made it up: unknown, not missed.
+        let runs = [found(Some(1), Some(&[])), plain(Verdict::Unknown)];
+        let (status, rate) = judge_seeds(Expect::Invalid, &runs, 2, 2);
+        assert_eq!(status, CellStatus::Unknown);
+        assert_eq!((rate.k, rate.n, rate.unknown_runs), (1, 1, 1));
+        // A failed run makes the cell an error, even with the detections required...
+        let runs = [found(Some(1), Some(&[])), failed.clone()];
+        let (status, rate) = judge_seeds(Expect::Invalid, &runs, 2, 1);
+        assert_eq!(status, CellStatus::Error);
+        assert_eq!((rate.n, rate.error_runs), (1, 1));
+        // ...unless the requirement was out of reach whatever it would have shown.
+        let runs = [plain(Verdict::Valid), plain(Verdict::Valid), failed.clone()];
+        assert_eq!(
+            judge_seeds(Expect::Invalid, &runs, 3, 3).0,
+            CellStatus::Missed
+        );
+        // Correct cells: failed before unknown before met.
+        let runs = [plain(Verdict::Valid), plain(Verdict::Unknown)];
+        assert_eq!(
+            judge_seeds(Expect::Valid, &runs, 2, 2).0,
+            CellStatus::Unknown
+        );
+        let runs = [plain(Verdict::Unknown), failed];
+        assert_eq!(judge_seeds(Expect::Valid, &runs, 2, 2).0, CellStatus::Error);
+        // Ctrl-C first of all.
+        let mut stopped = found(Some(1), Some(&[]));
+        stopped.cancelled = true;
+        assert_eq!(
+            judge_seeds(Expect::Invalid, &[stopped], 3, 1).0,
+            CellStatus::Cancelled
+        );
+    }
+
+    #[test]
+    fn the_rate_row_shows_rate_interval_times_and_faults() {
+        let runs = [
+            found(Some(4_000), Some(&["partition"])),
+            found(Some(6_500), Some(&["kill", "partition"])),
+        ];
+        let (status, rate) = judge_seeds(Expect::Invalid, &runs, 2, 2);
+        let row = CellOutcome {
+            cell: cell(
+                Workload::Register,
+                &[FaultKind::Partition],
+                Some("stale-read"),
+                Expect::Invalid,
+            ),
+            status,
+            tries: runs.to_vec(),
+            time_to_detection_ms: None,
+            skipped: None,
+            rate: Some(rate),
+        }
+        .rate_row();
+        for part in [
+            "stale-read-register-partition",
+            "found",
+            "2/2",
+            "[0.342, 1.000]",
+            "4.0",
+            "6.5",
+            "kill+partition 1, partition 1",
+        ] {
+            assert!(row.contains(part), "{part:?} not in {row}");
+        }
+        let header = rate_header();
+        assert!(
+            header.starts_with("cell ") && header.contains("95% interval"),
+            "{header}"
+        );
     }
 }

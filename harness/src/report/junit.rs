@@ -32,6 +32,10 @@ pub fn xml_esc(s: &str) -> String {
 /// How a test case ended.
 pub enum CaseResult {
     Pass,
+    /// A pass with a note for the reader (a detection rate), written as `<system-out>`.
+    PassNoted {
+        note: String,
+    },
     Failure {
         message: String,
         detail: String,
@@ -261,6 +265,13 @@ fn write_suite(out: &mut String, s: &Suite) {
         );
         match &c.result {
             CaseResult::Pass => out.push_str("/>\n"),
+            CaseResult::PassNoted { note } => {
+                let _ = writeln!(
+                    out,
+                    ">\n      <system-out>{}</system-out>\n    </testcase>",
+                    xml_esc(note)
+                );
+            }
             CaseResult::Failure { message, detail } => {
                 let _ = writeln!(
                     out,

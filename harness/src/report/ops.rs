@@ -30,6 +30,8 @@ pub struct Bar {
 pub struct Period {
     pub start: f64,
     pub end: f64,
+    /// The fault kind (`partition`, `kill`, ...; `fault` for Jepsen's plain `start`).
+    pub kind: String,
     /// `partition: isolate-one ...`, shown as a tooltip.
     pub label: String,
 }
@@ -146,8 +148,10 @@ fn invoke_key(op: &Op, timed: bool) -> (u64, u64) {
 }
 
 /// Pairs `start-<kind>` with `stop-<kind>` nemesis events (Jepsen's plain `start`/`stop`
-/// too); `heal` and the end of the history close whatever is still open.
-fn nemesis_periods(history: &History, end: f64, at: &dyn Fn(usize) -> f64) -> Vec<Period> {
+/// too); `heal` and the end of the history close whatever is still open. `at` places event
+/// `i` on the axis and `end` is the axis's end. Shared with `test-all`, which names the
+/// faults in effect when a violating op ran ([`crate::matrix::attribution`]).
+pub fn nemesis_periods(history: &History, end: f64, at: &dyn Fn(usize) -> f64) -> Vec<Period> {
     let mut open: BTreeMap<String, (f64, String)> = BTreeMap::new();
     let mut periods = Vec::new();
     for (i, e) in history.events.iter().enumerate() {
@@ -158,9 +162,9 @@ fn nemesis_periods(history: &History, end: f64, at: &dyn Fn(usize) -> f64) -> Ve
         let f = e.f.as_str();
         let describe = |kind: &str| {
             let v = e.value.to_string();
-            let kind = if kind.is_empty() { "fault" } else { kind };
+            let kind = kind_name(kind);
             if e.value.is_null() {
-                kind.to_string()
+                kind
             } else {
                 format!("{kind}: {v}")
             }
@@ -173,24 +177,36 @@ fn nemesis_periods(history: &History, end: f64, at: &dyn Fn(usize) -> f64) -> Ve
                 periods.push(Period {
                     start,
                     end: t,
+                    kind: kind_name(kind),
                     label,
                 });
             }
         } else if f == "heal" {
-            for (_, (start, label)) in std::mem::take(&mut open) {
+            for (kind, (start, label)) in std::mem::take(&mut open) {
                 periods.push(Period {
                     start,
                     end: t,
+                    kind: kind_name(&kind),
                     label,
                 });
             }
         }
     }
-    for (_, (start, label)) in open {
-        periods.push(Period { start, end, label });
+    for (kind, (start, label)) in open {
+        periods.push(Period {
+            start,
+            end,
+            kind: kind_name(&kind),
+            label,
+        });
     }
     periods.sort_by(|a, b| a.start.total_cmp(&b.start));
     periods
+}
+
+/// A period's kind: the `<kind>` of `start-<kind>`, `fault` for a plain `start`.
+fn kind_name(kind: &str) -> String {
+    if kind.is_empty() { "fault" } else { kind }.to_string()
 }
 
 #[cfg(test)]
