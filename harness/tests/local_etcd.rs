@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use faultline::backend::local::attribute::{read_socket_tables, socket_inodes};
 use faultline::backend::local::LocalCluster;
-use faultline::target::{driver, Target, TargetClient, TargetLeader, TargetOptions};
+use faultline::target::{Target, TargetClient, TargetLeader};
 use faultline_checker::{EventType, Value};
 use faultline_nemeses::{Cluster, Grudge, LeaderProbe, NodeId};
-use faultline_workloads::{Completion, Request};
+use faultline_workloads::{Completion, EtcdClient, EtcdOptions, Request};
 
 mod support;
 use support::bounded;
@@ -76,9 +76,8 @@ impl Fixture {
                     .to_string()
             })
             .collect();
-        driver(Target::Etcd)
-            .client(&addrs, &TargetOptions::default())
-            .expect("etcd client")
+        // The built-in etcd target's client, as `driver(Target::Etcd)` makes it.
+        Arc::new(EtcdClient::new(&addrs, EtcdOptions::default()).expect("etcd client"))
     }
 
     async fn leader(&self, within: Duration) -> u32 {

@@ -33,6 +33,15 @@ impl Workload {
             Workload::Lock => "lock",
         }
     }
+
+    /// The operations (`f` names) the workload issues, final reads included: what a
+    /// client must support to run it.
+    pub fn ops(self) -> &'static [&'static str] {
+        match self {
+            Workload::Register | Workload::Kv => &["read", "write", "cas"],
+            Workload::Lock => &["acquire", "release", "fenced-write", "read"],
+        }
+    }
 }
 
 impl fmt::Display for Workload {

@@ -12,7 +12,8 @@
 //!   comma-separated. In an entry, `{id}` and `{name}` are the peer's, and `{addr}` is
 //!   where this node reaches it: see [`Peering`];
 //! - with [`Peering::Shared`] only: `{peer_listen}` (`host:port` the node binds for its
-//!   peers) and `{peer_advertise}` (`host:port` where the others reach it).
+//!   peers) and `{peer_advertise}` (`host:port` where the others reach it);
+//! - `{target_dir}`: the target's folder ([`NodeSpec::folder`]) as the node sees it.
 //!
 //! A placeholder the spec's peering does not fill is refused before anything starts: left
 //! in, it would reach the program literally.
@@ -34,6 +35,9 @@ pub enum Program {
     /// A program installed from a package: the first `name` on the PATH locally, and in
     /// the node image on Docker. `install` tells a user without it how to get it.
     Installed { name: String, install: String },
+    /// A file in the target's folder ([`NodeSpec::folder`]), `path` relative to it: run
+    /// from the folder locally, and from the folder's copy in the node image on Docker.
+    Folder { path: String },
 }
 
 impl Program {
@@ -42,6 +46,7 @@ impl Program {
         match self {
             Program::Bundled { name, .. } => name,
             Program::Installed { name, .. } => name,
+            Program::Folder { path } => path,
         }
     }
 }
@@ -58,13 +63,39 @@ pub enum Peering {
     /// listen on a port of their own (`peer_port` on Docker; a free one locally, behind a
     /// proxy that attributes each connection to its sender). etcd.
     Shared { peer_port: u16 },
+    /// Nodes reach each other by themselves: on ports besides their client port, or at
+    /// addresses they learn from each other (ZooKeeper's quorum ports, Redis replicas
+    /// found by Sentinel). `{addr}` in a peer entry is the peer's own client address, and
+    /// only a network with an address per node can cut their traffic: the local backend's
+    /// link proxies never see it, so it refuses network faults ([`NETWORK_FAULTS`]).
+    Direct,
+}
+
+/// The fault kinds that act on peer traffic.
+pub const NETWORK_FAULTS: [FaultKind; 3] =
+    [FaultKind::Partition, FaultKind::Netem, FaultKind::Figure8];
+
+impl Peering {
+    /// Why the local backend cannot inject `kind` with this peering, if it cannot.
+    pub fn local_refusal(self, kind: FaultKind) -> Option<String> {
+        (self == Peering::Direct && NETWORK_FAULTS.contains(&kind)).then(|| {
+            format!(
+                "the nodes reach each other directly (peer_traffic = \"direct\"), where the \
+                 local backend's link proxies cannot {} them; use --backend docker",
+                kind.verb()
+            )
+        })
+    }
 }
 
 /// When a started node counts as up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Readiness {
     /// It accepts TCP connections on its client address.
     ClientPort,
+    /// A probe command, run on the harness's host, exits 0. Placeholders: `{host}`,
+    /// `{port}`, `{name}`, `{id}`, `{target_dir}` (the folder on the harness's host).
+    Command(Vec<String>),
 }
 
 /// Where a target keeps its write-ahead log, for the disk fault that flips a byte in the
@@ -108,7 +139,21 @@ pub struct NodeSpec {
     pub wal: Option<WalFiles>,
     /// Fault kinds the target cannot take.
     pub refused: Vec<Refusal>,
+    /// A command run once per node before its first start (it writes a configuration
+    /// file, say), with the same placeholders as `args`; empty: none. It runs where the
+    /// node runs, and the node starts only if it succeeds.
+    pub setup: Vec<String>,
+    /// The target's folder on the harness's host (a target described by a file): the
+    /// Docker node image carries a copy at [`CONTAINER_TARGET_DIR`].
+    pub folder: Option<PathBuf>,
+    /// Debian packages the node needs beyond the base image's.
+    pub packages: Vec<String>,
 }
+
+/// Where a node image keeps the target's folder.
+pub const CONTAINER_TARGET_DIR: &str = "/opt/faultline/target";
+/// The file in a node's data folder that says its setup ran.
+const SETUP_DONE: &str = ".faultline-setup-done";
 
 /// One node's values for the placeholders, chosen by the backend.
 #[derive(Clone, Debug)]
@@ -124,6 +169,8 @@ pub struct NodeValues {
     pub peers: Vec<(NodeId, String, String)>,
     pub peer_listen: String,
     pub peer_advertise: String,
+    /// The target's folder as the node sees it (empty without one).
+    pub target_dir: String,
 }
 
 /// Placeholders only [`Peering::Shared`] fills.
@@ -169,7 +216,7 @@ impl NodeSpec {
                 )));
             }
         }
-        if self.peering == Peering::PerLink {
+        if !matches!(self.peering, Peering::Shared { .. }) {
             let texts = self.args.iter().chain(self.env.iter().map(|(_, v)| v));
             for text in texts {
                 if let Some(p) = SHARED_ONLY.iter().find(|p| text.contains(*p)) {
@@ -187,6 +234,26 @@ impl NodeSpec {
     pub fn render_args(&self, values: &NodeValues) -> Vec<String> {
         let peers = self.peers(values);
         self.args.iter().map(|a| fill(a, values, &peers)).collect()
+    }
+
+    /// The node's whole command line, program first, with `values` filled in. With a
+    /// setup step, a shell runs it first (once: a file in the data folder remembers it
+    /// succeeded) and then becomes the program, so signals reach the program itself.
+    pub fn command_line(&self, program: &str, values: &NodeValues) -> Vec<String> {
+        let mut line = vec![program.to_string()];
+        line.extend(self.render_args(values));
+        if self.setup.is_empty() {
+            return line;
+        }
+        let peers = self.peers(values);
+        let setup: Vec<String> = self.setup.iter().map(|a| fill(a, values, &peers)).collect();
+        let done = shell_quote(&format!("{}/{SETUP_DONE}", values.data_dir));
+        let script = format!(
+            "if [ ! -e {done} ]; then {} || exit 1; : > {done}; fi; exec {}",
+            shell_words(&setup),
+            shell_words(&line)
+        );
+        vec!["/bin/sh".into(), "-c".into(), script]
     }
 
     /// The node's environment with `values` filled in.
@@ -213,6 +280,19 @@ impl NodeSpec {
     }
 }
 
+/// `s` as one word for `sh`.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn fill(text: &str, v: &NodeValues, peers: &str) -> String {
     text.replace("{id}", &v.id.0.to_string())
         .replace("{name}", &v.name)
@@ -223,6 +303,7 @@ fn fill(text: &str, v: &NodeValues, peers: &str) -> String {
         .replace("{peers}", peers)
         .replace("{peer_listen}", &v.peer_listen)
         .replace("{peer_advertise}", &v.peer_advertise)
+        .replace("{target_dir}", &v.target_dir)
 }
 
 #[cfg(test)]
@@ -248,6 +329,9 @@ mod tests {
                 kind: FaultKind::Clock,
                 reason: "a Go program".into(),
             }],
+            setup: Vec::new(),
+            folder: None,
+            packages: Vec::new(),
         }
     }
 
@@ -264,6 +348,7 @@ mod tests {
                 .collect(),
             peer_listen: "0.0.0.0:7001".into(),
             peer_advertise: "10.0.0.12:7001".into(),
+            target_dir: "/opt/t".into(),
         }
     }
 
@@ -331,6 +416,24 @@ mod tests {
             s.log_files = vec![bad.into()];
             assert!(s.check().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn a_setup_step_runs_once_before_the_program_in_a_shell() {
+        let mut s = spec(Peering::PerLink, &["--conf", "{data_dir}/c"], "{id}={addr}");
+        assert_eq!(
+            s.command_line("t", &values()),
+            ["t", "--conf", "/data/node/c"]
+        );
+        s.setup = vec!["{target_dir}/setup.sh".into(), "it's {name}".into()];
+        let line = s.command_line("/opt/t/run", &values());
+        assert_eq!(line[..2], ["/bin/sh", "-c"]);
+        assert_eq!(
+            line[2],
+            "if [ ! -e '/data/node/.faultline-setup-done' ]; then '/opt/t/setup.sh' \
+             'it'\\''s n2' || exit 1; : > '/data/node/.faultline-setup-done'; fi; \
+             exec '/opt/t/run' '--conf' '/data/node/c'"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use faultline_nemeses::{Cluster, FaultKind};
 use serde::{Deserialize, Serialize};
 
 use super::build::{BuildError, BuildProgress};
-use super::docker::image::{ensure_base_image, ensure_node_image, ImageError};
+use super::docker::image::{ensure_base_image, ensure_node_image, ensure_target_image, ImageError};
 use super::docker::{
     cleanup_stale_runs, new_run_id, DockerApi, DockerCluster, DockerClusterConfig, DockerError,
     PeerLinks, DEFAULT_CALL_TIMEOUT_MS,
@@ -128,6 +128,13 @@ pub async fn start(req: &StartRequest<'_>, log: &dyn StartLog) -> Result<Started
         },
     };
     if local {
+        if let Some(why) = req
+            .faults
+            .iter()
+            .find_map(|&k| req.spec.peering.local_refusal(k))
+        {
+            return Err(StartError::NotReady(why));
+        }
         log.log("backend: local processes");
         Ok(Started::Local(start_local(req, log).await?))
     } else {
@@ -181,6 +188,18 @@ async fn start_docker(
         Err(e) => tracing::warn!("cleaning up earlier runs: {e}"),
     }
     let image = match &req.spec.program {
+        // A target described by a file: its packages and its folder.
+        _ if req.spec.folder.is_some() => {
+            let folder = req.spec.folder.as_deref().unwrap_or(Path::new("."));
+            log.phase("target image");
+            let progress = build_progress(log, "image: ");
+            ensure_target_image(&api, &req.spec.packages, folder, &progress).await?
+        }
+        Program::Folder { path } => {
+            return Err(StartError::NotReady(format!(
+                "{path} is in the target's folder, and the target names no folder"
+            )))
+        }
         Program::Bundled { name, path } => {
             let binary = bundled_binary(name, path.as_deref(), log).await?;
             log.phase("node image");
@@ -191,7 +210,7 @@ async fn start_docker(
         Program::Installed { .. } => {
             log.phase("base image");
             let progress = build_progress(log, "image: ");
-            ensure_base_image(&api, &progress).await?
+            ensure_base_image(&api, &req.spec.packages, &progress).await?
         }
     };
     log.log(&format!("node image {} ({})", image.tag, image.id));
@@ -222,12 +241,18 @@ async fn start_docker(
              the run delays single links)",
         );
     }
-    let ready = match req.spec.readiness {
-        Readiness::ClientPort => cluster.wait_listening(DOCKER_READY_TIMEOUT_MS).await,
+    let ready = match &req.spec.readiness {
+        Readiness::ClientPort => cluster
+            .wait_listening(DOCKER_READY_TIMEOUT_MS)
+            .await
+            .map_err(|e| e.to_string()),
+        Readiness::Command(probe) => {
+            wait_probe(probe, req.spec, cluster.nodes(), DOCKER_READY_TIMEOUT_MS).await
+        }
     };
     if let Err(e) = ready {
         let _ = cluster.teardown().await;
-        return Err(StartError::NotReady(e.to_string()));
+        return Err(StartError::NotReady(e));
     }
     Ok(cluster)
 }
@@ -243,6 +268,17 @@ async fn start_local(
             let binary = installed::find(name, install)?;
             log.log(&format!("{name} binary {}", binary.display()));
             binary
+        }
+        Program::Folder { path } => {
+            let folder = req.spec.folder.as_deref().unwrap_or(Path::new("."));
+            let file = folder.join(path);
+            if !file.is_file() {
+                return Err(StartError::NotReady(format!(
+                    "the target's program {} is not a file",
+                    file.display()
+                )));
+            }
+            file
         }
     };
     let config = LocalClusterConfig {
@@ -272,12 +308,85 @@ async fn start_local(
     if let Err(e) = cluster.clock_support() {
         log.log(&format!("clock faults unavailable: {e}"));
     }
-    let ready = match req.spec.readiness {
-        Readiness::ClientPort => cluster.wait_listening(LOCAL_READY_TIMEOUT_MS).await,
+    let ready = match &req.spec.readiness {
+        Readiness::ClientPort => cluster
+            .wait_listening(LOCAL_READY_TIMEOUT_MS)
+            .await
+            .map_err(StartError::from),
+        Readiness::Command(probe) => {
+            wait_probe(probe, req.spec, cluster.nodes(), LOCAL_READY_TIMEOUT_MS)
+                .await
+                .map_err(StartError::NotReady)
+        }
     };
     if let Err(e) = ready {
         let _ = cluster.teardown().await;
-        return Err(e.into());
+        return Err(e);
     }
     Ok(Arc::new(cluster))
+}
+
+/// Longest one run of a readiness probe may take.
+const PROBE_TIMEOUT_MS: u64 = 5_000;
+
+/// Runs the readiness `probe` for every node, on this host, until it exits 0 for each or
+/// `timeout_ms` has passed; the error names the node and what the probe said last.
+async fn wait_probe(
+    probe: &[String],
+    spec: &NodeSpec,
+    nodes: &[faultline_nemeses::Node],
+    timeout_ms: u64,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    let folder = spec.folder.as_deref().unwrap_or(Path::new("."));
+    for node in nodes {
+        let (host, port) = node
+            .client_addr
+            .rsplit_once(':')
+            .unwrap_or((node.client_addr.as_str(), ""));
+        let line: Vec<String> = probe
+            .iter()
+            .map(|a| {
+                a.replace("{host}", host)
+                    .replace("{port}", port)
+                    .replace("{name}", &node.name)
+                    .replace("{id}", &node.id.0.to_string())
+                    .replace("{target_dir}", &folder.display().to_string())
+            })
+            .collect();
+        let Some((program, args)) = line.split_first() else {
+            return Err("the readiness probe is empty".into());
+        };
+        loop {
+            let mut cmd = tokio::process::Command::new(program);
+            cmd.args(args)
+                .current_dir(folder)
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true);
+            let run = tokio::time::timeout(
+                std::time::Duration::from_millis(PROBE_TIMEOUT_MS),
+                cmd.output(),
+            )
+            .await;
+            let said = match run {
+                Ok(Ok(out)) if out.status.success() => break,
+                Ok(Ok(out)) => format!(
+                    "{}: {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                Ok(Err(e)) => format!("could not run {program}: {e}"),
+                Err(_) => format!("no answer in {PROBE_TIMEOUT_MS} ms"),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{} was not ready within {timeout_ms} ms: its probe {} said {said}",
+                    node.name,
+                    line.join(" ")
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
 }

@@ -74,7 +74,7 @@ pub async fn image_build(args: ImageBuildArgs) -> anyhow::Result<()> {
         )),
     };
     let image = if args.base_only {
-        ensure_base_image(&api, &report).await
+        ensure_base_image(&api, &[], &report).await
     } else {
         match bundled::locate("raftkv", args.raftkv.as_deref(), &report).await {
             Ok(binary) => ensure_node_image(&api, "raftkv", &binary, &report).await,

@@ -172,8 +172,9 @@ pub struct TestArgs {
     /// beside the faultline executable).
     #[arg(long, value_name = "PATH")]
     pub raftkv: Option<PathBuf>,
-    /// System under test: raftkv, etcd, or consul (consul only with --endpoints).
-    #[arg(long, value_enum, default_value = "raftkv")]
+    /// System under test: raftkv, etcd, consul (consul only with --endpoints), or a target
+    /// folder with a target.toml and an adapter (targets/<name>).
+    #[arg(long, default_value = "raftkv", value_name = "NAME|PATH")]
     pub target: Target,
     /// Test a running cluster faultline did not start: its client URLs, comma-separated
     /// (only the workload runs; use --nemesis none).
@@ -216,7 +217,7 @@ impl TestArgs {
             online_check_ms: millis(self.online_check_every),
             stop_on_violation: self.stop_on_violation,
             raftkv_binary: self.raftkv.clone(),
-            target: self.target,
+            target: self.target.clone(),
             target_options: TargetOptions {
                 endpoints: self.endpoints.clone(),
                 serializable: self.serializable,

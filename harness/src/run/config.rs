@@ -202,8 +202,21 @@ impl TestConfig {
                 return bad(format!("bug name {bug:?} must be [a-z0-9-]"));
             }
         }
-        crate::target::validate(self.target, &self.target_options, &self.node_params())
-            .map_err(ConfigError)
+        crate::target::validate(&self.target, &self.target_options, &self.node_params())
+            .map_err(ConfigError)?;
+        if self.backend == Backend::Local && self.target_options.endpoints.is_empty() {
+            let spec = crate::target::driver(&self.target)
+                .and_then(|d| d.node_spec(&self.node_params()))
+                .map_err(|e| ConfigError(e.to_string()))?;
+            if let Some(why) = self
+                .nemesis
+                .iter()
+                .find_map(|&k| spec.peering.local_refusal(k))
+            {
+                return bad(why);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -19,7 +19,7 @@ use super::online::OnlineCheck;
 use super::progress::LiveProgress;
 use super::run_dir::RunDir;
 use crate::results::{Exercised, OnlineViolation};
-use crate::target::{AnyClient, TargetClient, TargetError, TargetLeader};
+use crate::target::{AnyClient, ClientContext, TargetClient, TargetError, TargetLeader};
 
 /// Time allowed to copy one node's logs.
 const LOGS_TIMEOUT: Duration = Duration::from_secs(60);
@@ -100,20 +100,39 @@ pub async fn exercise(
 ) -> Result<Exercised, RunError> {
     let nodes = cluster.nodes().to_vec();
     let addrs: Vec<String> = nodes.iter().map(|n| n.client_addr.clone()).collect();
-    let client = crate::target::driver(config.target).client(&addrs, &config.target_options)?;
-
-    progress.phase("waiting for a leader");
-    let leader_wait = Duration::from_millis(config.leader_wait_ms);
-    let Some(leader) = wait_for_leader(client.as_ref(), leader_wait, &mut cancel).await else {
-        if *cancel.borrow() {
-            return Err(RunError::Cancelled);
-        }
-        return Err(RunError::NoLeader {
-            waited_ms: config.leader_wait_ms,
-            nodes: addrs.join(", "),
-        });
+    let log_dir = dir.clone();
+    let context = ClientContext {
+        run_dir: dir.path().to_path_buf(),
+        log: Arc::new(move |line: &str| log_dir.log(line)),
+        concurrency: config.concurrency as u64,
     };
-    dir.log(&format!("leader: {}", nodes[leader].name));
+    let client = crate::target::driver(&config.target)?
+        .client(&addrs, &config.target_options, &context)
+        .await?;
+    client
+        .prepare(config.workload)
+        .await
+        .map_err(|reason| TargetError::Adapter {
+            target: config.target.name(),
+            reason,
+        })?;
+
+    let leader_wait = Duration::from_millis(config.leader_wait_ms);
+    if client.has_leader_probe() {
+        progress.phase("waiting for a leader");
+        let Some(leader) = wait_for_leader(client.as_ref(), leader_wait, &mut cancel).await else {
+            if *cancel.borrow() {
+                return Err(RunError::Cancelled);
+            }
+            return Err(RunError::NoLeader {
+                waited_ms: config.leader_wait_ms,
+                nodes: addrs.join(", "),
+            });
+        };
+        dir.log(&format!("leader: {}", nodes[leader].name));
+    } else {
+        dir.log("leader: the target names none (no leader probe); starting at once");
+    }
 
     let origin = Instant::now();
     let recorder = Recorder::create(&dir.history(), origin)?;
@@ -228,7 +247,7 @@ pub async fn exercise(
         progress.phase("quiet period");
         sleep_or_cancel(Duration::from_millis(config.quiet_period_ms), &mut cancel).await
     };
-    if !cancelled {
+    if !cancelled && client.has_leader_probe() {
         progress.phase("waiting for a leader before final reads");
         let leader = wait_for_leader(client.as_ref(), leader_wait, &mut cancel).await;
         cancelled = *cancel.borrow();

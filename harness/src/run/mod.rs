@@ -119,7 +119,7 @@ async fn start_cluster(
     dir: &RunDir,
     log: &StartProgress<'_>,
 ) -> anyhow::Result<Started> {
-    let spec = crate::target::driver(config.target).node_spec(&config.node_params())?;
+    let spec = crate::target::driver(&config.target)?.node_spec(&config.node_params())?;
     let request = StartRequest {
         backend: config.backend,
         spec: &spec,

@@ -9,11 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use faultline_workloads::{Client, Completion, ConsulClient, ConsulOptions, Request};
 
-use super::{NodeParams, TargetClient, TargetDriver, TargetError, TargetOptions};
+use super::{ClientContext, NodeParams, TargetClient, TargetDriver, TargetError, TargetOptions};
 use crate::backend::NodeSpec;
 
 pub struct Consul;
 
+#[async_trait]
 impl TargetDriver for Consul {
     fn name(&self) -> &'static str {
         "consul"
@@ -27,10 +28,11 @@ impl TargetDriver for Consul {
         })
     }
 
-    fn client(
+    async fn client(
         &self,
         addrs: &[String],
         options: &TargetOptions,
+        _context: &ClientContext,
     ) -> Result<Arc<dyn TargetClient>, TargetError> {
         let client = ConsulClient::new(
             addrs,

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use faultline_nemeses::FaultKind;
 use faultline_workloads::{Client, Completion, EtcdClient, EtcdOptions, Request};
 
-use super::{NodeParams, TargetClient, TargetDriver, TargetError, TargetOptions};
+use super::{ClientContext, NodeParams, TargetClient, TargetDriver, TargetError, TargetOptions};
 use crate::backend::{NodeSpec, Peering, Program, Readiness, Refusal};
 
 /// etcd's client port.
@@ -22,6 +22,7 @@ pub const ETCD_PEER_PORT: u16 = 2380;
 
 pub struct Etcd;
 
+#[async_trait]
 impl TargetDriver for Etcd {
     fn name(&self) -> &'static str {
         "etcd"
@@ -74,13 +75,17 @@ impl TargetDriver for Etcd {
                          libc, so libfaketime cannot skew it"
                     .into(),
             }],
+            setup: Vec::new(),
+            folder: None,
+            packages: Vec::new(),
         })
     }
 
-    fn client(
+    async fn client(
         &self,
         addrs: &[String],
         options: &TargetOptions,
+        _context: &ClientContext,
     ) -> Result<Arc<dyn TargetClient>, TargetError> {
         let client = EtcdClient::new(
             addrs,
@@ -142,6 +147,7 @@ mod tests {
             ],
             peer_listen: "127.0.0.12:4001".into(),
             peer_advertise: "127.0.0.12:5002".into(),
+            target_dir: String::new(),
         };
         let line = spec.render_args(&values).join(" ");
         for part in [

@@ -2,29 +2,37 @@
 //! knows about it: how one node runs (a backend-neutral [`NodeSpec`]: program, arguments,
 //! ports, readiness, the faults it refuses and why, its target-specific flags), and which
 //! client speaks its API (each client in `faultline-workloads` maps the workloads' requests
-//! onto that API). Adding a target is one file here, a [`Target`] variant, and its client.
+//! onto that API). Adding a built-in target is one file here, a [`Target`] variant, and its
+//! client. Any other database is a folder with a `target.toml` ([`file`]) and an adapter
+//! program in any language ([`adapter`]): `--target path/to/folder`.
 //!
 //! Every target here logs to stdout/stderr, which the backend copies into the run's
 //! `nodes/<node>/server.log`.
 
+pub mod adapter;
 pub mod consul;
 pub mod etcd;
+pub mod file;
 pub mod raftkv;
+pub mod venv;
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use faultline_nemeses::{FaultKind, LeaderProbe, NodeId};
-use faultline_workloads::{Client, Completion, Fencing, Request};
+use faultline_workloads::{Client, Completion, Fencing, Request, Workload};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::NodeSpec;
 
-/// The system under test.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
+/// The system under test: a built-in one by name, or one described by a file. In
+/// `config.json` and on the command line it is the name or the file's path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Target {
     /// The bundled Raft KV server.
     #[default]
@@ -33,11 +41,99 @@ pub enum Target {
     Etcd,
     /// Consul's KV store and sessions over HTTP; only with --endpoints (no binary here).
     Consul,
+    /// A target folder (or its `target.toml`): the node as the file says, the client an
+    /// adapter process.
+    File(PathBuf),
 }
 
+const BUILT_IN: [(&str, Target); 3] = [
+    ("raftkv", Target::Raftkv),
+    ("etcd", Target::Etcd),
+    ("consul", Target::Consul),
+];
+
 impl Target {
-    pub fn name(self) -> &'static str {
-        driver(self).name()
+    /// The target's name: a built-in's, or the `name` its file gives (the folder's name if
+    /// the file cannot be read; reading it again reports why).
+    pub fn name(&self) -> String {
+        match self {
+            Target::File(path) => file::TargetFile::load(path).map_or_else(
+                |_| {
+                    path.file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "target".into())
+                },
+                |t| t.name,
+            ),
+            builtin => BUILT_IN
+                .iter()
+                .find(|(_, t)| t == builtin)
+                .map_or("target", |(n, _)| n)
+                .to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::File(path) => write!(f, "{}", path.display()),
+            other => f.write_str(&other.name()),
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Target, String> {
+        if let Some((_, t)) = BUILT_IN.iter().find(|(n, _)| *n == s) {
+            return Ok(t.clone());
+        }
+        if file::looks_like_path(s) {
+            return Ok(Target::File(PathBuf::from(s)));
+        }
+        Err(format!(
+            "unknown target {s:?}: use raftkv, etcd, consul, or a target folder \
+             (targets/<name>, or a path to its target.toml)"
+        ))
+    }
+}
+
+impl TryFrom<String> for Target {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Target, String> {
+        s.parse()
+    }
+}
+
+impl From<Target> for String {
+    fn from(t: Target) -> String {
+        t.to_string()
+    }
+}
+
+/// What a run gives a target's client besides the addresses: where adapters write their
+/// stderr, how to log, and how many client workers there are.
+#[derive(Clone)]
+pub struct ClientContext {
+    /// The run's folder (adapters write `adapters/p<process>.stderr.log` in it).
+    pub run_dir: PathBuf,
+    /// A line for the run's `faultline.log`.
+    pub log: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Client workers (`--concurrency`).
+    pub concurrency: u64,
+}
+
+impl ClientContext {
+    /// A context that logs through `tracing` and keeps adapters' stderr in `run_dir`.
+    pub fn detached(run_dir: PathBuf, concurrency: u64) -> ClientContext {
+        ClientContext {
+            run_dir,
+            log: Arc::new(|line: &str| tracing::info!("{line}")),
+            concurrency,
+        }
     }
 }
 
@@ -94,40 +190,47 @@ pub enum TargetError {
         target: &'static str,
         reason: String,
     },
+    #[error(transparent)]
+    File(#[from] file::TargetFileError),
+    #[error("the {target} target's adapter: {reason}")]
+    Adapter { target: String, reason: String },
 }
 
 /// What faultline needs to know about one target system.
-pub trait TargetDriver: Sync {
-    fn name(&self) -> &'static str;
+#[async_trait]
+pub trait TargetDriver: Send + Sync {
+    fn name(&self) -> &str;
 
     /// How one node runs, on any backend.
     fn node_spec(&self, params: &NodeParams<'_>) -> Result<NodeSpec, TargetError>;
 
     /// The client for `addrs` (one client address per node, in node order).
-    fn client(
+    async fn client(
         &self,
         addrs: &[String],
         options: &TargetOptions,
+        context: &ClientContext,
     ) -> Result<Arc<dyn TargetClient>, TargetError>;
 }
 
-/// The driver of `target`.
-pub fn driver(target: Target) -> &'static dyn TargetDriver {
-    match target {
-        Target::Raftkv => &raftkv::RaftKv,
-        Target::Etcd => &etcd::Etcd,
-        Target::Consul => &consul::Consul,
-    }
+/// The driver of `target`; for a target file, an error if it cannot be read.
+pub fn driver(target: &Target) -> Result<Arc<dyn TargetDriver>, TargetError> {
+    Ok(match target {
+        Target::Raftkv => Arc::new(raftkv::RaftKv),
+        Target::Etcd => Arc::new(etcd::Etcd),
+        Target::Consul => Arc::new(consul::Consul),
+        Target::File(path) => Arc::new(file::TargetFile::load(path)?),
+    })
 }
 
 /// Checks the target-specific parts of a run: faults the target cannot take, and faults a
 /// cluster faultline did not start cannot take. The message says what to change.
 pub fn validate(
-    target: Target,
+    target: &Target,
     options: &TargetOptions,
     params: &NodeParams<'_>,
 ) -> Result<(), String> {
-    let d = driver(target);
+    let d = driver(target).map_err(|e| e.to_string())?;
     if !options.endpoints.is_empty() {
         if let Some(kind) = params.nemesis.first() {
             return Err(format!(
@@ -169,6 +272,19 @@ pub trait TargetClient: Send + Sync + 'static {
     async fn commit_index(&self, node: usize) -> Option<u64> {
         let _ = node;
         None
+    }
+
+    /// Whether [`TargetClient::leader`] can ever answer; a run does not wait for a leader
+    /// a target cannot name.
+    fn has_leader_probe(&self) -> bool {
+        true
+    }
+
+    /// Gets ready for `workload` before the run starts; an error (the client cannot serve
+    /// it) stops the run before anything is recorded.
+    async fn prepare(&self, workload: Workload) -> Result<(), String> {
+        let _ = workload;
+        Ok(())
     }
 }
 
@@ -217,7 +333,7 @@ mod tests {
             bugs: &[],
             bundled_binary: None,
         };
-        validate(target, &options, &params)
+        validate(&target, &options, &params)
     }
 
     #[test]

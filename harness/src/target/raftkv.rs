@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use faultline_nemeses::FaultKind;
 use faultline_workloads::{Client, Completion, RaftKvClient, Request};
 
-use super::{NodeParams, TargetClient, TargetDriver, TargetError, TargetOptions};
+use super::{ClientContext, NodeParams, TargetClient, TargetDriver, TargetError, TargetOptions};
 use crate::backend::{NodeSpec, Peering, Program, Readiness, WalFiles};
 
 /// The port raftkv listens on, for clients and peers alike, where a node has an address of
@@ -51,6 +51,7 @@ pub fn run_args(params: &NodeParams<'_>) -> Vec<String> {
     args
 }
 
+#[async_trait]
 impl TargetDriver for RaftKv {
     fn name(&self) -> &'static str {
         "raftkv"
@@ -91,13 +92,17 @@ impl TargetDriver for RaftKv {
                 suffix: ".log".into(),
             }),
             refused: Vec::new(),
+            setup: Vec::new(),
+            folder: None,
+            packages: Vec::new(),
         })
     }
 
-    fn client(
+    async fn client(
         &self,
         addrs: &[String],
         _options: &TargetOptions,
+        _context: &ClientContext,
     ) -> Result<Arc<dyn TargetClient>, TargetError> {
         let client = RaftKvClient::new(addrs).map_err(|e| TargetError::Client {
             target: "raftkv",
@@ -179,6 +184,7 @@ mod tests {
             ],
             peer_listen: String::new(),
             peer_advertise: String::new(),
+            target_dir: String::new(),
         };
         assert_eq!(spec.program.name(), "raftkv");
         assert_eq!(

@@ -43,7 +43,7 @@ pub async fn base_image(api: &DockerApi) -> Option<String> {
     let result = BASE_IMAGE
         .get_or_init(|| async {
             let log = |p| eprintln!("image: {p:?}");
-            ensure_base_image(api, &log)
+            ensure_base_image(api, &[], &log)
                 .await
                 .map(|i| i.tag)
                 .map_err(|e| e.to_string())
@@ -120,6 +120,9 @@ pub fn standalone_etcd() -> NodeSpec {
             kind: FaultKind::Clock,
             reason: "Go reads the clock through the vDSO; libfaketime cannot reach it".into(),
         }],
+        setup: Vec::new(),
+        folder: None,
+        packages: Vec::new(),
     }
 }
 

@@ -40,7 +40,8 @@ pub fn raftkv_binary() -> Option<PathBuf> {
 /// `target`'s node description as a run with `nemesis` and `bugs` gets it.
 pub fn spec(target: Target, nemesis: &[FaultKind], bugs: &[&str]) -> NodeSpec {
     let bugs: Vec<String> = bugs.iter().map(ToString::to_string).collect();
-    driver(target)
+    driver(&target)
+        .expect("driver")
         .node_spec(&NodeParams {
             nemesis,
             op_timeout_ms: 2_000,

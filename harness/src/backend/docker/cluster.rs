@@ -42,7 +42,9 @@ use super::guard::{TeardownGuard, TeardownHandle};
 use super::packet::{Qdiscs, CLEAR_SCRIPT, PROBE_SCRIPT, QDISC_MISSING};
 use super::subnet::{host_routes, parse_cidr, Subnet, MAX_NODES};
 use crate::backend::links::{Endpoint, Links, PACKET_CAPS};
-use crate::backend::spec::{NodeSpec, NodeValues, Peering, WalFiles};
+use crate::backend::spec::{
+    NodeSpec, NodeValues, Peering, Program, WalFiles, CONTAINER_TARGET_DIR,
+};
 
 /// Where each node's data volume is mounted inside the server container.
 pub const DATA_DIR: &str = "/data";
@@ -174,7 +176,7 @@ fn node_values(
     links: Option<&Links>,
 ) -> NodeValues {
     let peer_port = match spec.peering {
-        Peering::PerLink => spec.client_port,
+        Peering::PerLink | Peering::Direct => spec.client_port,
         Peering::Shared { peer_port } => peer_port,
     };
     NodeValues {
@@ -188,6 +190,7 @@ fn node_values(
             .iter()
             .map(|p| {
                 let addr = links
+                    .filter(|_| spec.peering != Peering::Direct)
                     .and_then(|l| l.proxy_addr(m.id, p.id))
                     .map_or_else(|| format!("{}:{peer_port}", p.ip), |a| a.to_string());
                 (p.id, p.name.clone(), addr)
@@ -195,6 +198,11 @@ fn node_values(
             .collect(),
         peer_listen: format!("0.0.0.0:{peer_port}"),
         peer_advertise: format!("{}:{peer_port}", m.ip),
+        target_dir: if spec.folder.is_some() {
+            CONTAINER_TARGET_DIR.to_string()
+        } else {
+            String::new()
+        },
     }
 }
 
@@ -359,8 +367,11 @@ impl DockerCluster {
         let this = &*self;
         try_join_all(this.members.iter().map(|m| {
             let values = node_values(spec, m, &this.members, this.links.as_ref());
-            let mut command = vec![spec.program.name().to_string()];
-            command.extend(spec.render_args(&values));
+            let program = match &spec.program {
+                Program::Folder { path } => format!("{CONTAINER_TARGET_DIR}/{path}"),
+                other => other.name().to_string(),
+            };
+            let command = spec.command_line(&program, &values);
             let mut env: Vec<String> = spec
                 .render_env(&values)
                 .into_iter()
@@ -1169,7 +1180,7 @@ mod tests {
 
     #[test]
     fn nodes_reach_their_peers_directly_on_the_right_port() {
-        use crate::backend::spec::{Program, Readiness};
+        use crate::backend::spec::Readiness;
         let members: Vec<Member> = (1..=2)
             .map(|i| Member {
                 id: NodeId(i),
@@ -1195,6 +1206,9 @@ mod tests {
             log_files: Vec::new(),
             wal: None,
             refused: Vec::new(),
+            setup: Vec::new(),
+            folder: None,
+            packages: Vec::new(),
         };
         let v = node_values(&spec, &members[1], &members, None);
         assert_eq!(

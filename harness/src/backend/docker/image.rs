@@ -30,9 +30,11 @@ pub enum ImageError {
 pub const BASE_SCRIPT: &str = include_str!("../../../../docker/build-base.sh");
 pub const BASE_PACKAGES: &str = include_str!("../../../../docker/base-packages.txt");
 pub const NODE_DOCKERFILE: &str = include_str!("../../../../docker/node.Dockerfile");
+pub const TARGET_DOCKERFILE: &str = include_str!("../../../../docker/target.Dockerfile");
 
 pub const BASE_REPO: &str = "faultline-base";
 pub const NODE_REPO: &str = "faultline-node";
+pub const TARGET_REPO: &str = "faultline-target";
 
 /// debootstrap downloads ~60 MB and unpacks ~150 packages: about 30 s on a good mirror.
 /// Thirty minutes covers a slow mirror; past that something is stuck.
@@ -45,6 +47,9 @@ const NODE_BUILD_TIMEOUT_MS: u64 = 5 * 60 * 1000;
 const APT_TIMEOUT_MS: u64 = 10 * 60 * 1000;
 /// Largest bundled binary accepted into a build context (debug info makes it big, not huge).
 const MAX_BINARY_BYTES: u64 = 1024 * 1024 * 1024;
+/// Largest target folder copied into an image: scripts and small files, not data.
+const MAX_FOLDER_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_FOLDER_FILES: usize = 1000;
 
 /// An image that exists in the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,16 +72,39 @@ fn digest(parts: &[&[u8]]) -> String {
     full.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The base image tag for the compiled-in script and package list.
-pub fn base_tag() -> String {
-    format!(
-        "{BASE_REPO}:{}",
-        digest(&[
-            b"faultline-base v1",
-            BASE_SCRIPT.as_bytes(),
-            BASE_PACKAGES.as_bytes()
-        ])
-    )
+/// The base image tag for the compiled-in script and package list, plus `extra` packages
+/// (a target's; none for the built-in targets, whose tag is unchanged by this).
+pub fn base_tag(extra: &[String]) -> String {
+    let extra = extra_packages(extra);
+    let mut parts: Vec<&[u8]> = vec![
+        b"faultline-base v1",
+        BASE_SCRIPT.as_bytes(),
+        BASE_PACKAGES.as_bytes(),
+    ];
+    if !extra.is_empty() {
+        parts.push(extra.as_bytes());
+    }
+    format!("{BASE_REPO}:{}", digest(&parts))
+}
+
+/// `extra` as lines of a package list, sorted and without duplicates, so the same set
+/// always gives the same image.
+fn extra_packages(extra: &[String]) -> String {
+    let set: std::collections::BTreeSet<&str> = extra.iter().map(|p| p.trim()).collect();
+    set.into_iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("{p}\n"))
+        .collect()
+}
+
+/// Whether `name` can be a Debian package name (it reaches debootstrap's command line).
+pub fn is_package_name(name: &str) -> bool {
+    name.len() >= 2
+        && name.len() <= 100
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
 }
 
 /// The node image tag for a base image id and a bundled binary's name and bytes.
@@ -112,9 +140,17 @@ async fn inspect(api: &DockerApi, tag: &str) -> Result<Option<ImageRef>, DockerE
 /// Makes sure the base image exists, building it if its inputs changed.
 pub async fn ensure_base_image(
     api: &DockerApi,
+    extra: &[String],
     progress: ProgressFn<'_>,
 ) -> Result<ImageRef, ImageError> {
-    let tag = base_tag();
+    if let Some(bad) = extra.iter().find(|p| !is_package_name(p)) {
+        return Err(BuildError::StepFailed {
+            step: "package list",
+            detail: format!("{bad:?} is not a Debian package name"),
+        }
+        .into());
+    }
+    let tag = base_tag(extra);
     if let Some(found) = inspect(api, &tag).await? {
         progress(BuildProgress::Cached(tag));
         return Ok(found);
@@ -129,7 +165,7 @@ pub async fn ensure_base_image(
     tokio::fs::create_dir_all(&work_dir)
         .await
         .map_err(io_err(format!("create {}", work_dir.display())))?;
-    let result = build_and_import_base(api, &tag, &work_dir, progress).await;
+    let result = build_and_import_base(api, &tag, extra, &work_dir, progress).await;
     // The tar is only an intermediate: the image now holds the content.
     if let Err(e) = tokio::fs::remove_dir_all(&work_dir).await {
         tracing::warn!(error = %e, dir = %work_dir.display(), "could not remove build dir");
@@ -150,6 +186,7 @@ pub async fn ensure_base_image(
 async fn build_and_import_base(
     api: &DockerApi,
     tag: &str,
+    extra: &[String],
     work_dir: &Path,
     progress: ProgressFn<'_>,
 ) -> Result<(), ImageError> {
@@ -159,9 +196,12 @@ async fn build_and_import_base(
     tokio::fs::write(&script, BASE_SCRIPT)
         .await
         .map_err(io_err("write build-base.sh"))?;
-    tokio::fs::write(&packages, BASE_PACKAGES)
-        .await
-        .map_err(io_err("write base-packages.txt"))?;
+    tokio::fs::write(
+        &packages,
+        format!("{BASE_PACKAGES}{}", extra_packages(extra)),
+    )
+    .await
+    .map_err(io_err("write base-packages.txt"))?;
 
     progress(BuildProgress::Step(
         "debootstrap Debian bookworm root filesystem".into(),
@@ -279,7 +319,7 @@ pub async fn ensure_node_image(
     binary: &Path,
     progress: ProgressFn<'_>,
 ) -> Result<ImageRef, ImageError> {
-    let base = ensure_base_image(api, progress).await?;
+    let base = ensure_base_image(api, &[], progress).await?;
     let meta = tokio::fs::metadata(binary)
         .await
         .map_err(io_err(format!("{name} binary {}", binary.display())))?;
@@ -298,17 +338,59 @@ pub async fn ensure_node_image(
         progress(BuildProgress::Cached(tag));
         return Ok(found);
     }
+    let context = node_build_context(name, &bytes).map_err(io_err("make build context"))?;
+    build_on_base(api, &base, &tag, "node", context, progress).await
+}
+
+/// Makes sure the image for a target described by a file exists: the base with the
+/// target's `packages`, and the target's `folder` at `/opt/faultline/target`.
+pub async fn ensure_target_image(
+    api: &DockerApi,
+    packages: &[String],
+    folder: &Path,
+    progress: ProgressFn<'_>,
+) -> Result<ImageRef, ImageError> {
+    let base = ensure_base_image(api, packages, progress).await?;
+    let files = folder_files(folder).map_err(io_err(format!("read {}", folder.display())))?;
+    let mut parts: Vec<Vec<u8>> = vec![
+        b"faultline-target v1".to_vec(),
+        base.id.clone().into_bytes(),
+        TARGET_DOCKERFILE.as_bytes().to_vec(),
+    ];
+    for (path, mode, data) in &files {
+        parts.push(path.clone().into_bytes());
+        parts.push(mode.to_le_bytes().to_vec());
+        parts.push(data.clone());
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    let tag = format!("{TARGET_REPO}:{}", digest(&refs));
+    if let Some(found) = inspect(api, &tag).await? {
+        progress(BuildProgress::Cached(tag));
+        return Ok(found);
+    }
+    let context = target_build_context(&files).map_err(io_err("make build context"))?;
+    build_on_base(api, &base, &tag, "target", context, progress).await
+}
+
+/// Builds `tag` from the build `context` (a tar with a Dockerfile taking `BASE`) on `base`.
+async fn build_on_base(
+    api: &DockerApi,
+    base: &ImageRef,
+    tag: &str,
+    kind: &str,
+    context: Vec<u8>,
+    progress: ProgressFn<'_>,
+) -> Result<ImageRef, ImageError> {
     let started = Instant::now();
     progress(BuildProgress::Step(format!("build {tag}")));
-    let context = node_build_context(name, &bytes).map_err(io_err("make build context"))?;
     let options = BuildImageOptions {
         dockerfile: "Dockerfile".into(),
-        t: Some(tag.clone()),
+        t: Some(tag.to_string()),
         rm: true,
         forcerm: true,
         buildargs: Some(HashMap::from([("BASE".to_string(), base.tag.clone())])),
         labels: Some(HashMap::from([
-            ("faultline.image".to_string(), "node".to_string()),
+            ("faultline.image".to_string(), kind.to_string()),
             ("faultline.base".to_string(), base.tag.clone()),
         ])),
         ..Default::default()
@@ -328,18 +410,83 @@ pub async fn ensure_node_image(
         }
         Ok(())
     };
-    api.call_with_timeout("build", &tag, NODE_BUILD_TIMEOUT_MS, build)
+    api.call_with_timeout("build", tag, NODE_BUILD_TIMEOUT_MS, build)
         .await?;
-    let mut image = inspect(api, &tag).await?.ok_or(BuildError::StepFailed {
+    let mut image = inspect(api, tag).await?.ok_or(BuildError::StepFailed {
         step: "build node image",
         detail: format!("{tag} missing after build"),
     })?;
     image.built = true;
     progress(BuildProgress::Built {
-        tag,
+        tag: tag.to_string(),
         elapsed_ms: started.elapsed().as_millis() as u64,
     });
     Ok(image)
+}
+
+/// Every regular file under `folder` as (relative path, mode, bytes), sorted by path;
+/// hidden entries (`.git`, editor files) and Python caches are left out. Bounded by
+/// [`MAX_FOLDER_BYTES`] and [`MAX_FOLDER_FILES`].
+fn folder_files(folder: &Path) -> std::io::Result<Vec<(String, u32, Vec<u8>)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    let mut stack = vec![folder.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name == "__pycache__" {
+                continue;
+            }
+            let meta = std::fs::metadata(entry.path())?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+                continue;
+            }
+            if !meta.is_file() {
+                continue;
+            }
+            total += meta.len();
+            if total > MAX_FOLDER_BYTES || out.len() >= MAX_FOLDER_FILES {
+                return Err(std::io::Error::other(format!(
+                    "a target folder may hold at most {MAX_FOLDER_FILES} files and \
+                     {MAX_FOLDER_BYTES} bytes"
+                )));
+            }
+            let rel = entry
+                .path()
+                .strip_prefix(folder)
+                .map_err(std::io::Error::other)?
+                .to_string_lossy()
+                .into_owned();
+            out.push((
+                rel,
+                meta.permissions().mode() & 0o777,
+                std::fs::read(entry.path())?,
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// The tar the daemon builds a target's image from: the Dockerfile, and the folder's files
+/// under `target/`.
+fn target_build_context(files: &[(String, u32, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut append = |path: &str, data: &[u8], mode: u32| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_cksum();
+        builder.append_data(&mut header, path, data)
+    };
+    append("Dockerfile", TARGET_DOCKERFILE.as_bytes(), 0o644)?;
+    for (path, mode, data) in files {
+        append(&format!("target/{path}"), data, *mode)?;
+    }
+    builder.into_inner()
 }
 
 /// The tar the daemon builds the node image from: the Dockerfile, and the binary as
@@ -372,7 +519,7 @@ mod tests {
         assert_ne!(a, node_tag("sha256:base1", "raftkv", b"binary-b"));
         assert_ne!(a, node_tag("sha256:base1", "other", b"binary-a"));
         assert!(a.starts_with("faultline-node:") && a.len() == "faultline-node:".len() + 16);
-        assert!(base_tag().starts_with("faultline-base:"));
+        assert!(base_tag(&[]).starts_with("faultline-base:"));
         assert_ne!(digest(&[b"ab", b"c"]), digest(&[b"a", b"bc"]));
     }
 

@@ -247,18 +247,31 @@ impl LocalCluster {
                 port: p.addr.port(),
                 listen: p.addr.to_string(),
                 data_dir: p.data_dir.display().to_string(),
-                peers: peer_addrs(p, &planned, &links, &destinations),
+                peers: if spec.peering == Peering::Direct {
+                    planned
+                        .iter()
+                        .map(|q| (q.id, q.name.clone(), q.addr.to_string()))
+                        .collect()
+                } else {
+                    peer_addrs(p, &planned, &links, &destinations)
+                },
                 peer_listen: p.peer_listen.to_string(),
                 peer_advertise: peer_advertise.unwrap_or(p.addr).to_string(),
+                target_dir: spec
+                    .folder
+                    .as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default(),
             };
             let log = p.dir.join("server.log");
             let mut env = spec.render_env(&values);
             if let Ok(lib) = &faketime_lib {
                 env.extend(faketime::env(lib, &p.faketime_file));
             }
+            let mut line = spec.command_line(&config.program.display().to_string(), &values);
             let launch = Launch {
-                program: config.program.clone(),
-                args: spec.render_args(&values),
+                program: PathBuf::from(line.remove(0)),
+                args: line,
                 env,
                 log: log.clone(),
                 cwd: p.dir.clone(),
