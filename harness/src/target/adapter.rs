@@ -4,9 +4,10 @@
 //!
 //! Adapters live in slots, one per client worker (`process % concurrency`), and serve one
 //! operation at a time. An adapter that times out, exits or prints garbage is killed, and
-//! one that answers `info` is closed (its process ends, as in every workload); either
-//! way the slot starts the next adapter at once, in the background, for the process that
-//! will use it, so a replacement rarely costs an operation its time. Whatever happens to an
+//! the slot starts the next one at once, in the background, for the process that will use
+//! it, so a replacement rarely costs an operation its time. An adapter that answers `info`
+//! itself is sound: its process ends (as in every workload), and the next process of the
+//! worker keeps it when bound to the same node. Whatever happens to an
 //! adapter, the operation in flight gets an outcome that is true: `info` where it may
 //! have happened (a read: `fail`, it changed nothing), `fail` where it never left.
 
@@ -203,6 +204,11 @@ impl AdapterClient {
         let handshake = started.1.clone();
         let slot = self.slot(0);
         slot.lock().await.adapter = Some(started.0);
+        // The other workers' adapters start now, so the first operations do not wait.
+        for process in 1..self.context.concurrency {
+            let slot = self.slot(process);
+            slot.lock().await.starting = Some((process, self.start_in_background(process)));
+        }
         Ok(handshake)
     }
 
@@ -708,10 +714,16 @@ impl TargetClient for AdapterClient {
                 }
             }
         };
+        let next = process + self.context.concurrency.max(1);
+        let nodes = self.addrs.len().max(1) as u64;
         match outcome {
+            // The process ends. The adapter answered, so it is sound: its successor keeps it
+            // when bound to the same node, and gets a new one otherwise.
             Ok(c) if c.kind == EventType::Info => {
-                // The process ends; its successor gets a new adapter.
-                self.replace(&mut slot, process + self.context.concurrency.max(1));
+                match slot.adapter.as_mut() {
+                    Some(a) if next % nodes == process % nodes => a.process = next,
+                    _ => self.replace(&mut slot, next),
+                }
                 c
             }
             Ok(c) => c,
@@ -725,7 +737,7 @@ impl TargetClient for AdapterClient {
                     kill(a);
                 }
                 let next = if c.kind == EventType::Info {
-                    process + self.context.concurrency.max(1)
+                    next
                 } else {
                     process
                 };

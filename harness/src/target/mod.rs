@@ -53,18 +53,13 @@ const BUILT_IN: [(&str, Target); 3] = [
 ];
 
 impl Target {
-    /// The target's name: a built-in's, or the `name` its file gives (the folder's name if
-    /// the file cannot be read; reading it again reports why).
+    /// The target's name: a built-in's, or the `name` its file gives (`target` if the file
+    /// cannot be read; reading it again reports why).
     pub fn name(&self) -> String {
         match self {
-            Target::File(path) => file::TargetFile::load(path).map_or_else(
-                |_| {
-                    path.file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "target".into())
-                },
-                |t| t.name,
-            ),
+            Target::File(path) => {
+                file::TargetFile::load(path).map_or_else(|_| "target".into(), |t| t.name)
+            }
             builtin => BUILT_IN
                 .iter()
                 .find(|(_, t)| t == builtin)

@@ -87,12 +87,18 @@ pub fn base_tag(extra: &[String]) -> String {
     format!("{BASE_REPO}:{}", digest(&parts))
 }
 
-/// `extra` as lines of a package list, sorted and without duplicates, so the same set
-/// always gives the same image.
+/// `extra` as lines of a package list, sorted, without duplicates and without the base
+/// list's own packages, so the same set always gives the same image (and a target that
+/// needs only base packages runs on the base image itself).
 fn extra_packages(extra: &[String]) -> String {
+    let base: std::collections::BTreeSet<&str> = BASE_PACKAGES
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
     let set: std::collections::BTreeSet<&str> = extra.iter().map(|p| p.trim()).collect();
     set.into_iter()
-        .filter(|p| !p.is_empty())
+        .filter(|p| !p.is_empty() && !base.contains(p))
         .map(|p| format!("{p}\n"))
         .collect()
 }
@@ -521,6 +527,61 @@ mod tests {
         assert!(a.starts_with("faultline-node:") && a.len() == "faultline-node:".len() + 16);
         assert!(base_tag(&[]).starts_with("faultline-base:"));
         assert_ne!(digest(&[b"ab", b"c"]), digest(&[b"a", b"bc"]));
+    }
+
+    #[test]
+    fn only_packages_beyond_the_base_make_a_base_of_their_own() {
+        let base = base_tag(&[]);
+        assert_eq!(base_tag(&["etcd-server".into()]), base);
+        let zk = base_tag(&["zookeeper".into()]);
+        assert_ne!(zk, base);
+        let same = ["etcd-server", "zookeeper", "zookeeper"].map(String::from);
+        assert_eq!(zk, base_tag(&same));
+        assert!(is_package_name("redis-server") && is_package_name("libc6"));
+        for bad in ["a b", "-x", "X11", "pkg;reboot", "a"] {
+            assert!(!is_package_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_target_folder_is_copied_without_hidden_files_and_keeps_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        for (name, body) in [
+            ("start.sh", "#!/bin/sh\n"),
+            ("sub/x.txt", "x"),
+            (".git/config", "hidden"),
+            ("__pycache__/a.pyc", "cache"),
+        ] {
+            std::fs::create_dir_all(p.join(name).parent().unwrap()).unwrap();
+            std::fs::write(p.join(name), body).unwrap();
+        }
+        std::fs::set_permissions(p.join("start.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let files = folder_files(p).unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(names, ["start.sh", "sub/x.txt"]);
+        assert_eq!(files[0].1, 0o755);
+        let context = target_build_context(&files).unwrap();
+        let mut archive = tar::Archive::new(&context[..]);
+        let entries: Vec<(String, u32)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let path = e.path().unwrap().display().to_string();
+                (path, e.header().mode().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("Dockerfile".to_string(), 0o644),
+                ("target/start.sh".to_string(), 0o755),
+                ("target/sub/x.txt".to_string(), 0o644),
+            ]
+        );
     }
 
     #[test]
