@@ -26,8 +26,7 @@ async fn seeds_give_the_stale_read_cell_a_detection_rate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let junit = dir.path().join("matrix.xml");
     let cell = "stale-read-register-partition";
-    let mut args: Vec<String> = [
-        "test-all",
+    let flags = [
         "--backend",
         "local",
         "--seeds",
@@ -38,13 +37,8 @@ async fn seeds_give_the_stale_read_cell_a_detection_rate() {
         "10s",
         "--seed",
         "1000",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    args.extend(["--raftkv".into(), raftkv.display().to_string()]);
-    args.extend(["--results-dir".into(), dir.path().display().to_string()]);
-    args.extend(["--junit".into(), junit.display().to_string()]);
+    ];
+    let args = support::matrix::test_all_args(&flags, Some(&raftkv), dir.path(), &junit);
     let out = support::cli::run_faultline(&args, std::time::Duration::from_secs(150)).await;
     let described = support::cli::describe(&out);
     assert_eq!(out.status.code(), Some(0), "{described}");

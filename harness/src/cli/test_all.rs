@@ -71,6 +71,10 @@ pub struct TestAllArgs {
     /// does its final reads and checks the whole history).
     #[arg(long)]
     pub stop_on_violation: bool,
+    /// Which matrix: raftkv (its fault kinds and planted bugs), targets (the databases
+    /// under targets/: etcd, ZooKeeper, Redis Sentinel), or all.
+    #[arg(long, value_enum, default_value = "raftkv")]
+    pub matrix: matrix::MatrixChoice,
     /// List the cells and exit.
     #[arg(long)]
     pub list: bool,
@@ -100,7 +104,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 pub fn run(args: TestAllArgs) -> ExitCode {
-    let cells = matrix::select(matrix::default_matrix(), &args.only);
+    let cells = matrix::select(matrix::matrix(args.matrix), &args.only);
     if args.list {
         for c in &cells {
             let narrowed = if c.shapes.is_empty() {

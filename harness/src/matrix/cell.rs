@@ -1,9 +1,13 @@
 //! The cells of the detection matrix: a workload, a nemesis (narrowed to some shapes, at
 //! some pace), a planted bug or none, and what the runs must conclude.
 
+use std::path::{Path, PathBuf};
+
 use faultline_nemeses::{ClockShape, FaultKind, PartitionShape, Shapes};
 use faultline_workloads::Workload;
 use serde::Serialize;
+
+use crate::target::Target;
 
 /// What a cell's run must conclude.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -46,6 +50,23 @@ pub struct Cell {
     pub tries_factor: u32,
     pub bug: Option<String>,
     pub expect: Expect,
+    /// The system under test (raftkv unless the cell names a target folder).
+    #[serde(skip_serializing_if = "is_raftkv")]
+    pub target: Target,
+    /// Reads from the node's local state (`--serializable`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub serializable: bool,
+    /// An operation timeout of the cell's own (a bug that needs clients to wait through a
+    /// fault longer than test-all's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op_timeout_ms: Option<u64>,
+    /// A cluster size of the cell's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<u32>,
+}
+
+fn is_raftkv(t: &Target) -> bool {
+    *t == Target::Raftkv
 }
 
 impl Cell {
@@ -68,6 +89,41 @@ impl Cell {
         self.tries_factor = factor;
         self
     }
+
+    /// The cell on the target folder `targets/<folder>`, named `<folder>-<what>`.
+    fn on_target(mut self, folder: &str, what: &str) -> Cell {
+        self.target = Target::File(target_folder(folder));
+        self.name = format!("{folder}-{what}");
+        self
+    }
+
+    fn with_serializable_reads(mut self) -> Cell {
+        self.serializable = true;
+        self
+    }
+
+    fn with_op_timeout_ms(mut self, ms: u64) -> Cell {
+        self.op_timeout_ms = Some(ms);
+        self
+    }
+
+    fn with_nodes(mut self, nodes: u32) -> Cell {
+        self.nodes = Some(nodes);
+        self
+    }
+}
+
+/// The target folder `targets/<name>`: under the working directory when there is one
+/// there, else in the source tree faultline was built from.
+fn target_folder(name: &str) -> PathBuf {
+    let here = Path::new("targets").join(name);
+    if here.join("target.toml").is_file() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("targets")
+        .join(name)
 }
 
 pub(crate) fn cell(
@@ -95,6 +151,10 @@ pub(crate) fn cell(
         tries_factor: 1,
         bug: bug.map(str::to_string),
         expect,
+        target: Target::Raftkv,
+        serializable: false,
+        op_timeout_ms: None,
+        nodes: None,
     }
 }
 
@@ -152,6 +212,68 @@ pub fn default_matrix() -> Vec<Cell> {
     ]
 }
 
+/// The target folders' matrix: each database described by a file under `targets/`, with
+/// what it is known to do. Every cell here names its folder first.
+pub fn targets_matrix() -> Vec<Cell> {
+    use Expect::*;
+    use FaultKind::*;
+    use Workload::Register;
+    vec![
+        // etcd through the Python adapter: the built-in etcd target's verdicts.
+        cell(Register, &[Partition, Kill, Pause], None, Valid)
+            .on_target("etcd", "register-partition_kill_pause")
+            .with_nodes(3),
+        cell(Register, &[Partition], None, Invalid)
+            .on_target("etcd", "serializable-reads-partition")
+            .with_serializable_reads()
+            .with_nodes(3),
+        // ZooKeeper reads after sync(): linearizable under process faults.
+        cell(Register, &[Kill, Pause], None, Valid)
+            .on_target("zookeeper", "sync-reads-kill_pause")
+            .with_nodes(3),
+        // Plain reads are served from the member's own state: a paused follower that
+        // resumes serves what it had.
+        cell(Register, &[Pause], None, Invalid)
+            .on_target("zookeeper", "plain-reads-pause")
+            .with_serializable_reads()
+            .with_nodes(3),
+        // Sentinel promotes a replica while the old primary, paused, still holds writes it
+        // acknowledges on resume and then discards as a replica: lost writes. Faults last
+        // twice test-all's interval (8 s by default), longer than a failover takes (2 s
+        // to judge the primary down, then the election), and clients wait through them
+        // (15 s) so the old primary's late acknowledgements reach the history.
+        cell(Register, &[Pause, Kill], None, Invalid)
+            .on_target("redis-sentinel", "lost-writes-pause_kill")
+            .with_op_timeout_ms(15_000)
+            .with_interval_factor(2.0)
+            .with_nodes(3),
+    ]
+}
+
+/// The cells `which` names.
+pub fn matrix(which: MatrixChoice) -> Vec<Cell> {
+    match which {
+        MatrixChoice::Raftkv => default_matrix(),
+        MatrixChoice::Targets => targets_matrix(),
+        MatrixChoice::All => default_matrix()
+            .into_iter()
+            .chain(targets_matrix())
+            .collect(),
+    }
+}
+
+/// Which matrix `test-all` runs (`--matrix`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MatrixChoice {
+    /// raftkv: correct under every fault kind, and each planted bug found.
+    #[default]
+    Raftkv,
+    /// The target folders under targets/: etcd, ZooKeeper, Redis Sentinel.
+    Targets,
+    /// Both.
+    All,
+}
+
 /// Keeps the cells whose name contains any of `filters` (all cells when empty).
 pub fn select(cells: Vec<Cell>, filters: &[String]) -> Vec<Cell> {
     if filters.is_empty() {
@@ -166,6 +288,7 @@ pub fn select(cells: Vec<Cell>, filters: &[String]) -> Vec<Cell> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Backend;
     use crate::run::TestConfig;
 
     #[test]
@@ -206,6 +329,43 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), cells.len(), "cell names must be unique");
+    }
+
+    #[test]
+    fn the_targets_matrix_runs_every_folder_as_it_can() {
+        let cells = targets_matrix();
+        for folder in ["etcd", "zookeeper", "redis-sentinel"] {
+            assert!(
+                cells.iter().any(|c| c.name.starts_with(folder)),
+                "{folder} has no cell"
+            );
+        }
+        for c in &cells {
+            let Target::File(path) = &c.target else {
+                panic!("{}: not a target folder", c.name);
+            };
+            assert!(path.join("target.toml").is_file(), "{}", path.display());
+            // Every cell runs on both backends: no fault a folder's nodes refuse locally.
+            for backend in [Backend::Docker, Backend::Local] {
+                let mut config = TestConfig {
+                    nemesis: c.nemesis.clone(),
+                    workload: c.workload,
+                    target: c.target.clone(),
+                    backend,
+                    ..TestConfig::default()
+                };
+                config.target_options.serializable = c.serializable;
+                config
+                    .validate()
+                    .unwrap_or_else(|e| panic!("{} on {backend:?}: {e}", c.name));
+            }
+        }
+        let all = matrix(MatrixChoice::All);
+        assert_eq!(all.len(), default_matrix().len() + cells.len());
+        let mut names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len(), "cell names must be unique");
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod detection;
 pub mod outcome;
 pub mod rate;
 
-pub use cell::{default_matrix, select, Cell, Expect};
+pub use cell::{default_matrix, matrix, select, targets_matrix, Cell, Expect, MatrixChoice};
 pub use detection::Detection;
 pub use outcome::{
     exit_code, header, judge_seeds, rate_header, run_cell, run_cell_seeds, CellOutcome, CellStatus,

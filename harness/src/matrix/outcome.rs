@@ -273,6 +273,14 @@ async fn run_try(cell: &Cell, base: &TestConfig, k: u32) -> Try {
     config.shapes = cell.shapes.clone();
     config.concurrency = base.concurrency.saturating_mul(cell.clients_factor.max(1));
     config.bugs = cell.bug.iter().cloned().collect();
+    config.target = cell.target.clone();
+    config.target_options.serializable = cell.serializable;
+    if let Some(ms) = cell.op_timeout_ms {
+        config.op_timeout_ms = ms;
+    }
+    if let Some(n) = cell.nodes {
+        config.nodes = n;
+    }
     config.seed = base.seed.wrapping_add(u64::from(k));
     let scaled = base.nemesis_interval_ms as f64 * cell.interval_factor;
     config.nemesis_interval_ms = (scaled as u64).max(base.nemesis_interval_ms.min(1_000));

@@ -39,6 +39,33 @@ pub fn etcd_binary() -> Option<PathBuf> {
     )
 }
 
+/// Debian's `redis-server` and `redis-sentinel` on the PATH, for `targets/redis-sentinel`.
+pub fn redis() -> Option<()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = ["redis-server", "redis-sentinel"]
+        .iter()
+        .find(|p| faultline::backend::installed::find_on_path(p, &path).is_none())
+        .map_or(Ok(()), |p| {
+            Err(format!(
+                "no {p} on the PATH (apt-get install redis-server redis-sentinel)"
+            ))
+        });
+    prereq::check(prereq::REDIS, found)
+}
+
+/// Debian's ZooKeeper (its jar and `java`), for `targets/zookeeper`.
+pub fn zookeeper() -> Option<()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
+        Err("no /usr/share/java/zookeeper.jar (apt-get install zookeeper)".to_string())
+    } else if faultline::backend::installed::find_on_path("java", &path).is_none() {
+        Err("no java on the PATH (apt-get install zookeeper brings one)".to_string())
+    } else {
+        Ok(())
+    };
+    prereq::check(prereq::ZOOKEEPER, found)
+}
+
 /// libfaketime, for clock faults.
 pub fn faketime() -> Option<PathBuf> {
     let found = faultline::backend::local::faketime::find_libfaketime()
