@@ -76,6 +76,7 @@ class Client:
     def __init__(self, node):
         self.node = node
         self.connected = threading.Event()
+        self.closing = False
         self.zk = KazooClient(
             hosts=node,
             timeout=SESSION_TIMEOUT_S,
@@ -92,9 +93,12 @@ class Client:
             self.connected.set()
         else:
             self.connected.clear()
-        log.warning("session state: %s", state)
+        # kazoo recovers by itself: after an expiry (LOST) it connects again with a new
+        # session. LOST is also the state a closing client ends in (marked "closing").
+        log.warning("session state: %s%s", state, " (closing)" if self.closing else "")
 
     def close(self):
+        self.closing = True
         try:
             self.zk.stop()
             self.zk.close()

@@ -72,7 +72,7 @@ pub struct TestAllArgs {
     #[arg(long)]
     pub stop_on_violation: bool,
     /// Which matrix: raftkv (its fault kinds and planted bugs), targets (the databases
-    /// under targets/: etcd, ZooKeeper, Redis Sentinel), or all.
+    /// under targets/: etcd through its adapter, Redis Sentinel), or all.
     #[arg(long, value_enum, default_value = "raftkv")]
     pub matrix: matrix::MatrixChoice,
     /// List the cells and exit.

@@ -223,20 +223,17 @@ pub fn targets_matrix() -> Vec<Cell> {
         cell(Register, &[Partition, Kill, Pause], None, Valid)
             .on_target("etcd", "register-partition_kill_pause")
             .with_nodes(3),
+        // A member cut off from the others serves serializable reads from its own state.
         cell(Register, &[Partition], None, Invalid)
             .on_target("etcd", "serializable-reads-partition")
             .with_serializable_reads()
+            .with_shapes(Shapes {
+                partition: vec![PartitionShape::IsolateOne, PartitionShape::IsolateLeader],
+                ..Shapes::default()
+            })
             .with_nodes(3),
-        // ZooKeeper reads after sync(): linearizable under process faults.
-        cell(Register, &[Kill, Pause], None, Valid)
-            .on_target("zookeeper", "sync-reads-kill_pause")
-            .with_nodes(3),
-        // Plain reads are served from the member's own state: a paused follower that
-        // resumes serves what it had.
-        cell(Register, &[Pause], None, Invalid)
-            .on_target("zookeeper", "plain-reads-pause")
-            .with_serializable_reads()
-            .with_nodes(3),
+        // targets/zookeeper has no cells yet: on a 2-core machine its ensemble does not form
+        // reliably within a run's start (docs/redis-and-zookeeper.md).
         // Sentinel promotes a replica while the old primary, paused, still holds writes it
         // acknowledges on resume and then discards as a replica: lost writes. Faults last
         // twice test-all's interval (8 s by default), longer than a failover takes (2 s
@@ -268,7 +265,7 @@ pub enum MatrixChoice {
     /// raftkv: correct under every fault kind, and each planted bug found.
     #[default]
     Raftkv,
-    /// The target folders under targets/: etcd, ZooKeeper, Redis Sentinel.
+    /// The target folders under targets/: etcd through its adapter, Redis Sentinel.
     Targets,
     /// Both.
     All,
@@ -334,7 +331,7 @@ mod tests {
     #[test]
     fn the_targets_matrix_runs_every_folder_as_it_can() {
         let cells = targets_matrix();
-        for folder in ["etcd", "zookeeper", "redis-sentinel"] {
+        for folder in ["etcd", "redis-sentinel"] {
             assert!(
                 cells.iter().any(|c| c.name.starts_with(folder)),
                 "{folder} has no cell"

@@ -53,19 +53,6 @@ pub fn redis() -> Option<()> {
     prereq::check(prereq::REDIS, found)
 }
 
-/// Debian's ZooKeeper (its jar and `java`), for `targets/zookeeper`.
-pub fn zookeeper() -> Option<()> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
-        Err("no /usr/share/java/zookeeper.jar (apt-get install zookeeper)".to_string())
-    } else if faultline::backend::installed::find_on_path("java", &path).is_none() {
-        Err("no java on the PATH (apt-get install zookeeper brings one)".to_string())
-    } else {
-        Ok(())
-    };
-    prereq::check(prereq::ZOOKEEPER, found)
-}
-
 /// libfaketime, for clock faults.
 pub fn faketime() -> Option<PathBuf> {
     let found = faultline::backend::local::faketime::find_libfaketime()
