@@ -222,12 +222,14 @@ async fn misbehaving_adapters_get_true_outcomes_and_the_run_goes_on() {
             log.contains(in_log),
             "{mode}: faultline.log lacks {in_log:?}:\n{log}"
         );
-        // The adapters' stderr is kept with the run.
-        let adapters = run.run_dir.as_ref().expect("run folder").join("adapters");
+        // The adapters' stderr and the target file are kept with the run.
+        let dir = run.run_dir.as_ref().expect("run folder");
         assert!(
-            adapters.join("p0.stderr.log").is_file(),
+            dir.join("adapters/p0.stderr.log").is_file(),
             "{mode}: no stderr kept"
         );
+        let kept = std::fs::read_to_string(dir.join("target.toml")).unwrap_or_default();
+        assert!(kept.contains(mode), "{mode}: target.toml not kept: {kept}");
     }
 }
 

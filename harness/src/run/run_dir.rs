@@ -85,6 +85,20 @@ impl RunDir {
         }
         let dir = RunDir { path };
         dir.write_json("config.json", config)?;
+        // A target described by a file: the file as this run read it, beside the config, so
+        // the run can be understood (and repeated) after the target's folder changes.
+        if let crate::target::Target::File(file) = &config.target {
+            if let Ok(t) = crate::target::file::TargetFile::load(file) {
+                let copy = dir.path.join("target.toml");
+                std::fs::write(&copy, &t.text).map_err(at(&copy))?;
+                dir.log(&format!(
+                    "target {} from {}: {}",
+                    t.name,
+                    t.folder.display(),
+                    t.about
+                ));
+            }
+        }
         // A run killed while writing a file (SIGKILL) left its temporary copy behind: the
         // next run of the test removes it from the folder `latest` still points at.
         if let Ok(previous) = std::fs::read_link(test_dir.join("latest")) {
