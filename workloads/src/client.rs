@@ -32,7 +32,7 @@ pub trait Client: Send + Sync + 'static {
 }
 
 /// An outcome a client cannot know: `info`, or `fail` for a read (it changed nothing).
-pub(crate) fn indefinite(request: &Request, error: impl Into<String>) -> Completion {
+pub fn indefinite(request: &Request, error: impl Into<String>) -> Completion {
     if request.is_read_only() {
         Completion::fail(request.invoke_value(), error)
     } else {

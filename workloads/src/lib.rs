@@ -20,7 +20,7 @@ pub mod request;
 pub mod runner;
 pub mod workload;
 
-pub use client::Client;
+pub use client::{indefinite, Client};
 pub use completion::{Completion, Lease};
 pub use consul::{ConsulClient, ConsulOptions};
 pub use etcd::{EtcdClient, EtcdOptions, Fencing};

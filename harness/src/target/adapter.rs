@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use faultline_checker::{EventType, Value};
-use faultline_workloads::{Completion, Lease, Request, Workload};
+use faultline_workloads::{indefinite, Completion, Lease, Request, Workload};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -562,15 +562,6 @@ fn request_line(id: u64, request: &Request, timeout: Duration) -> String {
     line
 }
 
-/// An outcome the client cannot know: `info`, or `fail` for a read (it changed nothing).
-fn indefinite(request: &Request, error: String) -> Completion {
-    if request.is_read_only() {
-        Completion::fail(request.invoke_value(), error)
-    } else {
-        Completion::info(request.invoke_value(), error)
-    }
-}
-
 /// The completion an answer stands for; `Err` for an answer whose value does not fit the
 /// operation (treated as garbage).
 fn completion(request: &Request, answer: Answer) -> Result<Completion, String> {
@@ -682,7 +673,7 @@ impl TargetClient for AdapterClient {
         .await;
         let outcome = match sent {
             // The adapter may have read part of the line: nothing is known.
-            Err(_) => Err(indefinite(request, "adapter-timeout: stdin full".into())),
+            Err(_) => Err(indefinite(request, "adapter-timeout: stdin full")),
             Ok(Err(e)) => Err(indefinite(
                 request,
                 format!("adapter-exited: writing the request failed: {e}"),
@@ -709,7 +700,7 @@ impl TargetClient for AdapterClient {
                             request.f(),
                             timeout.as_millis() as u64 + ANSWER_GRACE_MS
                         ));
-                        Err(indefinite(request, "adapter-timeout".into()))
+                        Err(indefinite(request, "adapter-timeout"))
                     }
                 }
             }
@@ -874,8 +865,8 @@ mod tests {
         assert_eq!(c.lease.unwrap().lease_id, 5);
         assert!(completion(&acq, answer(r#"{"id":1,"type":"ok"}"#)).is_err());
         // What an adapter cannot know stays unknown, except for reads.
-        assert_eq!(indefinite(&w, "x".into()).kind, EventType::Info);
-        assert_eq!(indefinite(&read, "x".into()).kind, EventType::Fail);
+        assert_eq!(indefinite(&w, "x").kind, EventType::Info);
+        assert_eq!(indefinite(&read, "x").kind, EventType::Fail);
     }
 
     #[test]
