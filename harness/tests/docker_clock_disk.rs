@@ -117,6 +117,7 @@ async fn a_go_target_refuses_clock_faults() {
             nodes: 1,
             spec: support::spec(Target::Etcd, &[], &[]),
             peer_links: PeerLinks::Direct,
+            clock_faults: true,
         };
         let cluster = DockerCluster::create(api, &config)
             .await

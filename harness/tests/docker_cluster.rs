@@ -75,6 +75,7 @@ async fn partition_heal_kill_start_pause_logs_and_teardown() {
             nodes: 3,
             spec,
             peer_links: PeerLinks::Direct,
+            clock_faults: true,
         };
         let cluster = DockerCluster::create(api.clone(), &config)
             .await
@@ -220,6 +221,7 @@ async fn dropping_a_cluster_tears_it_down() {
             nodes: 1,
             spec: standalone_etcd(),
             peer_links: PeerLinks::Direct,
+            clock_faults: true,
         };
         let cluster = DockerCluster::create(api.clone(), &config)
             .await
@@ -246,6 +248,7 @@ async fn bad_config_fails_before_creating_anything() {
             nodes: 3,
             spec: standalone_etcd(),
             peer_links: PeerLinks::Direct,
+            clock_faults: true,
         };
         assert!(DockerCluster::create(api.clone(), &config).await.is_err());
         config.nodes = 0;
@@ -308,6 +311,7 @@ async fn sigkill_child() {
         nodes: 2,
         spec: standalone_etcd(),
         peer_links: PeerLinks::Direct,
+        clock_faults: true,
     };
     let _cluster = DockerCluster::create(api, &config).await.expect("cluster");
     println!("READY {run_id}");
@@ -380,6 +384,7 @@ async fn raftkv_cluster_starts() {
             nodes: 3,
             spec: support::spec(Target::Raftkv, &[], &[]),
             peer_links: PeerLinks::Direct,
+            clock_faults: true,
         };
         let cluster = DockerCluster::create(api.clone(), &config)
             .await

@@ -55,6 +55,7 @@ async fn cluster_or_skip(nodes: u32) -> Option<Arc<DockerCluster>> {
         nodes,
         spec: standalone_etcd(),
         peer_links: PeerLinks::Direct,
+        clock_faults: true,
     };
     let cluster = DockerCluster::create(api, &config)
         .await
@@ -450,6 +451,7 @@ async fn proxied_links_give_docker_per_link_delay_for_figure8() {
             nodes: 5,
             spec,
             peer_links: PeerLinks::Proxied,
+            clock_faults: true,
         };
         let cluster = Arc::new(
             DockerCluster::create(api, &config)

@@ -110,13 +110,29 @@ pub enum PartitionShape {
     RandomHalves,
     IsolateOne,
     IsolateLeader,
+    /// A node other than the leader: a member that keeps serving from its own state while
+    /// the majority moves on.
+    IsolateFollower,
     MajoritiesRing,
     Bridge,
     OneWay,
 }
 
 impl PartitionShape {
-    pub const ALL: [PartitionShape; 6] = [
+    pub const ALL: [PartitionShape; 7] = [
+        PartitionShape::RandomHalves,
+        PartitionShape::IsolateOne,
+        PartitionShape::IsolateLeader,
+        PartitionShape::IsolateFollower,
+        PartitionShape::MajoritiesRing,
+        PartitionShape::Bridge,
+        PartitionShape::OneWay,
+    ];
+
+    /// The shapes drawn when none are named. `isolate-follower` is only drawn when asked
+    /// for: `isolate-one` already reaches followers, and a default pool that grew would
+    /// change what every recorded seed draws.
+    pub const DEFAULT: [PartitionShape; 6] = [
         PartitionShape::RandomHalves,
         PartitionShape::IsolateOne,
         PartitionShape::IsolateLeader,
@@ -130,6 +146,7 @@ impl PartitionShape {
             PartitionShape::RandomHalves => "random-halves",
             PartitionShape::IsolateOne => "isolate-one",
             PartitionShape::IsolateLeader => "isolate-leader",
+            PartitionShape::IsolateFollower => "isolate-follower",
             PartitionShape::MajoritiesRing => "majorities-ring",
             PartitionShape::Bridge => "bridge",
             PartitionShape::OneWay => "one-way",

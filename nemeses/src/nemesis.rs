@@ -370,7 +370,7 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
         // shape: most consensus bugs (stale reads, lost acknowledgements, leases) live in a
         // leader that cannot reach its followers.
         let weighted = if self.shapes.partition.is_empty() {
-            PartitionShape::ALL
+            PartitionShape::DEFAULT
                 .iter()
                 .chain([PartitionShape::IsolateLeader; 2].iter())
                 .copied()
@@ -386,6 +386,22 @@ impl<C: Cluster + ?Sized + 'static> Nemesis<C> {
             PartitionShape::IsolateOne => Grudge::isolate(nodes, random_node),
             PartitionShape::IsolateLeader => match self.current_leader(nodes).await {
                 Some(l) => Grudge::isolate(nodes, l),
+                None => {
+                    tracing::info!("no leader known; isolating a random node");
+                    shape = PartitionShape::IsolateOne;
+                    Grudge::isolate(nodes, random_node)
+                }
+            },
+            PartitionShape::IsolateFollower => match self.current_leader(nodes).await {
+                Some(l) => {
+                    let followers: Vec<NodeId> =
+                        nodes.iter().copied().filter(|&n| n != l).collect();
+                    match followers.choose(&mut self.rng) {
+                        Some(&f) => Grudge::isolate(nodes, f),
+                        // A cluster of one: its only node leads.
+                        None => Grudge::isolate(nodes, l),
+                    }
+                }
                 None => {
                     tracing::info!("no leader known; isolating a random node");
                     shape = PartitionShape::IsolateOne;
@@ -928,5 +944,66 @@ mod tests {
             nemesis.stop(&fault).await.expect("reset");
         }
         assert_eq!(seen.len(), 2, "both shapes drawn: {seen:?}");
+    }
+
+    struct Leads(NodeId);
+
+    #[async_trait]
+    impl LeaderProbe for Leads {
+        async fn leader(&self) -> Option<NodeId> {
+            Some(self.0)
+        }
+    }
+
+    #[tokio::test]
+    async fn isolate_follower_cuts_off_every_follower_but_never_the_leader() {
+        let cluster = PacketCluster::new(5, PacketCaps::ALL);
+        let nodes: Vec<NodeId> = (1..=5).map(NodeId).collect();
+        let shapes = Shapes {
+            partition: vec![PartitionShape::IsolateFollower],
+            ..Shapes::default()
+        };
+        let probe: Arc<dyn LeaderProbe> = Arc::new(Leads(NodeId(3)));
+        let mut nemesis = Nemesis::new(cluster.clone(), Some(probe), 4).with_shapes(shapes);
+        let mut isolated = BTreeSet::new();
+        for _ in 0..40 {
+            let fault = nemesis
+                .start(FaultKind::Partition)
+                .await
+                .expect("partition");
+            let ActiveFault::Partition { shape, grudge } = &fault else {
+                panic!("not a partition: {fault}");
+            };
+            assert_eq!(*shape, PartitionShape::IsolateFollower);
+            let alone = nodes
+                .iter()
+                .copied()
+                .find(|&n| Grudge::isolate(&nodes, n) == *grudge)
+                .unwrap_or_else(|| panic!("not one node cut off: {grudge}"));
+            isolated.insert(alone);
+            nemesis.stop(&fault).await.expect("heal");
+        }
+        assert_eq!(
+            isolated,
+            [1, 2, 4, 5].into_iter().map(NodeId).collect(),
+            "every follower, and only followers"
+        );
+
+        // With no leader known it isolates a random node and says so.
+        let mut blind = Nemesis::new(cluster.clone(), None, 4).with_shapes(Shapes {
+            partition: vec![PartitionShape::IsolateFollower],
+            ..Shapes::default()
+        });
+        let fault = blind.start(FaultKind::Partition).await.expect("partition");
+        assert!(
+            matches!(
+                fault,
+                ActiveFault::Partition {
+                    shape: PartitionShape::IsolateOne,
+                    ..
+                }
+            ),
+            "{fault}"
+        );
     }
 }

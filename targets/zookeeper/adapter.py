@@ -5,8 +5,9 @@
 
 Keys are znodes /faultline/<key> holding the value as decimal text.
 
-- read: sync(path) then get(path) (FAULTLINE_SERIALIZABLE=1: a plain get, served from the
-  member's own state, which may lag); a missing znode reads as null.
+- read: sync(path) then get(path) (FAULTLINE_SERIALIZABLE=1: a plain get, on a session of
+  its own to the same member, served from the member's own state, which may lag); a
+  missing znode reads as null.
 - write: set(path); if the znode does not exist, create it (a concurrent create that
   wins makes this a set again).
 - cas: get(path) -> (value, stat); value != from -> fail; set(path, to,
@@ -72,9 +73,12 @@ class Unknown(Exception):
     """The request was handed to the connection; its outcome is unknown."""
 
 
-class Client:
-    def __init__(self, node):
+class Session:
+    """One kazoo client, that is one ZooKeeper session, bound to one member."""
+
+    def __init__(self, node, name):
         self.node = node
+        self.name = name
         self.connected = threading.Event()
         self.closing = False
         self.zk = KazooClient(
@@ -95,7 +99,9 @@ class Client:
             self.connected.clear()
         # kazoo recovers by itself: after an expiry (LOST) it connects again with a new
         # session. LOST is also the state a closing client ends in (marked "closing").
-        log.warning("session state: %s%s", state, " (closing)" if self.closing else "")
+        log.warning(
+            "%s session state: %s%s", self.name, state, " (closing)" if self.closing else ""
+        )
 
     def close(self):
         self.closing = True
@@ -104,8 +110,6 @@ class Client:
             self.zk.close()
         except Exception:
             pass
-
-    # -- one request to the server --------------------------------------------------
 
     def call(self, deadline, method, *args, **kwargs):
         """Runs kazoo's `method_async(*args)` and waits for its result until `deadline`.
@@ -135,13 +139,33 @@ class Client:
             # ConnectionLoss, SessionExpiredError, SessionMovedError, OperationTimeout...
             raise Unknown("%s after the request was sent" % (type(e).__name__ or "error"))
 
+
+class Client:
+    """Writes, cas and sync reads on one session. Plain reads (serializable) on a second
+    session to the same member: ZooKeeper answers a session's requests in order, so a
+    plain read sent behind the same session's write would wait for the leader too, and
+    the read-only clients plain reads are meant for have sessions of their own."""
+
+    def __init__(self, node, serializable):
+        self.node = node
+        self.serializable = serializable
+        self.main = Session(node, "main")
+        self.reads = Session(node, "reads") if serializable else self.main
+
+    def close(self):
+        for s in {id(self.main): self.main, id(self.reads): self.reads}.values():
+            s.close()
+
+    def call(self, deadline, method, *args, **kwargs):
+        return self.main.call(deadline, method, *args, **kwargs)
+
     # -- operations ------------------------------------------------------------------
 
-    def read(self, path, deadline, serializable):
-        if not serializable:
+    def read(self, path, deadline):
+        if not self.serializable:
             self.call(deadline, "sync", path)
         try:
-            data, _stat = self.call(deadline, "get", path)
+            data, _stat = self.reads.call(deadline, "get", path)
         except NoNodeError:
             return None
         return int(data.decode())
@@ -178,7 +202,7 @@ class Client:
             return False
 
 
-def handle(client, req, serializable):
+def handle(client, req):
     rid = req.get("id")
     f = req.get("f")
     key = str(req.get("key"))
@@ -188,7 +212,7 @@ def handle(client, req, serializable):
     path = ROOT + "/" + key
     try:
         if f == "read":
-            return {"id": rid, "type": "ok", "value": client.read(path, deadline, serializable)}
+            return {"id": rid, "type": "ok", "value": client.read(path, deadline)}
         if f == "write":
             client.write(path, int(req["value"]), deadline)
             return {"id": rid, "type": "ok"}
@@ -225,12 +249,12 @@ def main():
             "name": "zookeeper (kazoo %s)%s" % (KAZOO_VERSION, " serializable reads" if serializable else ""),
         }
     )
-    client = Client(node)
+    client = Client(node, serializable)
     pool = ThreadPoolExecutor(max_workers=16)
 
     def run(req):
         try:
-            emit(handle(client, req, serializable))
+            emit(handle(client, req))
         except Exception:
             log.exception("answering %r", req)
 

@@ -107,6 +107,18 @@ impl Started {
     }
 }
 
+/// The backend `auto` stands for now: Docker when its daemon answers, else local
+/// processes. `docker` and `local` stand for themselves.
+pub async fn resolve_backend(backend: Backend) -> Backend {
+    match backend {
+        Backend::Auto => match DockerApi::connect(DOCKER_PROBE_TIMEOUT_MS).await {
+            Ok(_) => Backend::Docker,
+            Err(_) => Backend::Local,
+        },
+        other => other,
+    }
+}
+
 /// Starts the cluster on the requested backend, deciding `auto` first.
 pub async fn start(req: &StartRequest<'_>, log: &dyn StartLog) -> Result<Started, StartError> {
     let local = match req.backend {
@@ -231,6 +243,7 @@ async fn start_docker(
         nodes: req.nodes,
         spec: req.spec.clone(),
         peer_links,
+        clock_faults: req.faults.contains(&FaultKind::Clock),
     };
     log.phase(&format!("starting {} nodes", req.nodes));
     let cluster = Arc::new(DockerCluster::create(api, &config).await?);
@@ -286,6 +299,7 @@ async fn start_local(
         spec: req.spec.clone(),
         program,
         root: req.nodes_dir.clone(),
+        clock_faults: req.faults.contains(&FaultKind::Clock),
     };
     log.phase(&format!("starting {} local nodes", req.nodes));
     let cluster = LocalCluster::create(&config).await?;
@@ -305,8 +319,10 @@ async fn start_local(
             m.data_dir.display()
         ));
     }
-    if let Err(e) = cluster.clock_support() {
-        log.log(&format!("clock faults unavailable: {e}"));
+    if req.faults.contains(&FaultKind::Clock) {
+        if let Err(e) = cluster.clock_support() {
+            log.log(&format!("clock faults unavailable: {e}"));
+        }
     }
     let ready = match &req.spec.readiness {
         Readiness::ClientPort => cluster

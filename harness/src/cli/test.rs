@@ -119,7 +119,8 @@ pub struct TestArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub nemesis_interval: Duration,
     /// Partitions to draw, comma-separated: random-halves, isolate-one, isolate-leader,
-    /// majorities-ring, bridge, one-way (default: all, isolate-leader weighted x3).
+    /// isolate-follower, majorities-ring, bridge, one-way (default: all but
+    /// isolate-follower, isolate-leader weighted x3).
     #[arg(long, value_parser = parse_partition_shapes, value_name = "SHAPE,...")]
     pub partition_shapes: Option<PartitionShapes>,
     /// Clock faults to draw, comma-separated: nudge (±20-800 ms), bump-back, bump-forward

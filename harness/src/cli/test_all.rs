@@ -72,12 +72,19 @@ pub struct TestAllArgs {
     #[arg(long)]
     pub stop_on_violation: bool,
     /// Which matrix: raftkv (its fault kinds and planted bugs), targets (the databases
-    /// under targets/: etcd through its adapter, Redis Sentinel), or all.
+    /// under targets/: etcd through its adapter, Redis Sentinel, ZooKeeper), or all.
     #[arg(long, value_enum, default_value = "raftkv")]
     pub matrix: matrix::MatrixChoice,
     /// List the cells and exit.
     #[arg(long)]
     pub list: bool,
+}
+
+/// A cell `test-all` left out on this backend.
+#[derive(serde::Serialize)]
+struct NotRun<'a> {
+    cell: &'a str,
+    reason: &'a str,
 }
 
 /// What `matrix.json` holds.
@@ -95,6 +102,9 @@ struct MatrixResults<'a> {
     time_limit_ms: u64,
     nodes: u32,
     backend: Backend,
+    /// Cells chosen but not run on this backend, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    not_run: Vec<NotRun<'a>>,
     exit_code: u8,
     cells: &'a [CellOutcome],
 }
@@ -112,7 +122,16 @@ pub fn run(args: TestAllArgs) -> ExitCode {
             } else {
                 format!("  ({})", c.shapes)
             };
-            println!("{:<44} expect {}{narrowed}", c.name, c.expect.name());
+            let docker = if c.docker_only.is_some() {
+                "  [Docker only]"
+            } else {
+                ""
+            };
+            println!(
+                "{:<44} expect {}{narrowed}{docker}",
+                c.name,
+                c.expect.name()
+            );
         }
         return ExitCode::SUCCESS;
     }
@@ -149,6 +168,34 @@ pub fn run(args: TestAllArgs) -> ExitCode {
         stop_on_violation: args.stop_on_violation,
         ..TestConfig::default()
     };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(Verdict::Error.exit_code());
+        }
+    };
+    // Docker-only cells are left out on the local backend, each with its reason (`auto`
+    // is decided once, here, so that every run of the matrix uses the same backend).
+    let backend = runtime.block_on(crate::backend::start::resolve_backend(args.backend));
+    let base = TestConfig { backend, ..base };
+    let (cells, not_here): (Vec<_>, Vec<_>) = cells
+        .into_iter()
+        .partition(|c| backend != Backend::Local || c.docker_only.is_none());
+    for c in &not_here {
+        eprintln!(
+            "not run on the local backend: {} ({})",
+            c.name,
+            c.docker_only.unwrap_or_default()
+        );
+    }
+    if cells.is_empty() {
+        eprintln!("error: every cell chosen needs Docker");
+        return ExitCode::from(Verdict::Error.exit_code());
+    }
     let runs = match seeds {
         Some((n, k)) => format!("{n} seeds per cell, {k} detections required"),
         None => format!("up to {} tries per bug", args.tries.max(1)),
@@ -161,16 +208,6 @@ pub fn run(args: TestAllArgs) -> ExitCode {
         seed,
         dir.display()
     );
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::from(Verdict::Error.exit_code());
-        }
-    };
     let mut outcomes = Vec::new();
     for c in &cells {
         let outcome = match seeds {
@@ -205,7 +242,14 @@ pub fn run(args: TestAllArgs) -> ExitCode {
         require: seeds.map(|s| s.1),
         time_limit_ms: base.time_limit_ms,
         nodes: base.nodes,
-        backend: args.backend,
+        backend,
+        not_run: not_here
+            .iter()
+            .map(|c| NotRun {
+                cell: &c.name,
+                reason: c.docker_only.unwrap_or_default(),
+            })
+            .collect(),
         exit_code: code,
         cells: &outcomes,
     };

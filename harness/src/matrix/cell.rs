@@ -63,6 +63,10 @@ pub struct Cell {
     /// A cluster size of the cell's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<u32>,
+    /// Why the cell runs on Docker only (a fault the local backend cannot inject into the
+    /// target); `test-all --backend local` leaves it out and says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_only: Option<&'static str>,
 }
 
 fn is_raftkv(t: &Target) -> bool {
@@ -111,6 +115,11 @@ impl Cell {
         self.nodes = Some(nodes);
         self
     }
+
+    fn docker_only(mut self, why: &'static str) -> Cell {
+        self.docker_only = Some(why);
+        self
+    }
 }
 
 /// The target folder `targets/<name>`: under the working directory when there is one
@@ -155,6 +164,7 @@ pub(crate) fn cell(
         serializable: false,
         op_timeout_ms: None,
         nodes: None,
+        docker_only: None,
     }
 }
 
@@ -232,8 +242,32 @@ pub fn targets_matrix() -> Vec<Cell> {
                 ..Shapes::default()
             })
             .with_nodes(3),
-        // targets/zookeeper has no cells yet: on a 2-core machine its ensemble does not form
-        // reliably within a run's start (docs/redis-and-zookeeper.md).
+        // ZooKeeper with a sync() before every read: linearizable under every fault. Its
+        // peer traffic goes straight between the members, so partitions need Docker; the
+        // local backend runs the same cell under kills and pauses.
+        cell(Register, &[Partition, Kill, Pause], None, Valid)
+            .on_target("zookeeper", "sync-reads-partition_kill_pause")
+            .with_nodes(3)
+            .docker_only(ZK_PEERS),
+        cell(Register, &[Kill, Pause], None, Valid)
+            .on_target("zookeeper", "sync-reads-kill_pause")
+            .with_nodes(3),
+        // Plain reads (sequential consistency only): a follower cut off from its leader
+        // serves its own state until syncLimit (2 s) runs out, while the majority moves on.
+        // Clients wait at most 1 s, so the isolated member's clients, stuck in writes it
+        // cannot forward, come back to read within that window; twice the clients, so that
+        // the few on that member read often enough.
+        cell(Register, &[Partition], None, Invalid)
+            .on_target("zookeeper", "plain-reads-isolate_follower")
+            .with_serializable_reads()
+            .with_shapes(Shapes {
+                partition: vec![PartitionShape::IsolateFollower],
+                ..Shapes::default()
+            })
+            .with_op_timeout_ms(1_000)
+            .with_clients_factor(2)
+            .with_nodes(3)
+            .docker_only(ZK_PEERS),
         // Sentinel promotes a replica while the old primary, paused, still holds writes it
         // acknowledges on resume and then discards as a replica: lost writes. Faults last
         // twice test-all's interval (8 s by default), longer than a failover takes (2 s
@@ -246,6 +280,10 @@ pub fn targets_matrix() -> Vec<Cell> {
             .with_nodes(3),
     ]
 }
+
+/// Why the ZooKeeper cells with partitions are Docker-only.
+const ZK_PEERS: &str = "ZooKeeper's members reach each other directly on two ports each, \
+     which the local backend's link proxies cannot cut";
 
 /// The cells `which` names.
 pub fn matrix(which: MatrixChoice) -> Vec<Cell> {
@@ -265,7 +303,7 @@ pub enum MatrixChoice {
     /// raftkv: correct under every fault kind, and each planted bug found.
     #[default]
     Raftkv,
-    /// The target folders under targets/: etcd through its adapter, Redis Sentinel.
+    /// The target folders under targets/: etcd through its adapter, Redis Sentinel, ZooKeeper.
     Targets,
     /// Both.
     All,
@@ -331,7 +369,7 @@ mod tests {
     #[test]
     fn the_targets_matrix_runs_every_folder_as_it_can() {
         let cells = targets_matrix();
-        for folder in ["etcd", "redis-sentinel"] {
+        for folder in ["etcd", "redis-sentinel", "zookeeper"] {
             assert!(
                 cells.iter().any(|c| c.name.starts_with(folder)),
                 "{folder} has no cell"
@@ -342,20 +380,34 @@ mod tests {
                 panic!("{}: not a target folder", c.name);
             };
             assert!(path.join("target.toml").is_file(), "{}", path.display());
-            // Every cell runs on both backends: no fault a folder's nodes refuse locally.
+            // Every cell runs on both backends, unless it says why it needs Docker; and
+            // then the local backend does refuse it.
             for backend in [Backend::Docker, Backend::Local] {
                 let mut config = TestConfig {
                     nemesis: c.nemesis.clone(),
+                    shapes: c.shapes.clone(),
                     workload: c.workload,
                     target: c.target.clone(),
                     backend,
                     ..TestConfig::default()
                 };
                 config.target_options.serializable = c.serializable;
-                config
-                    .validate()
-                    .unwrap_or_else(|e| panic!("{} on {backend:?}: {e}", c.name));
+                let valid = config.validate();
+                if backend == Backend::Local && c.docker_only.is_some() {
+                    assert!(valid.is_err(), "{} runs locally: not Docker-only", c.name);
+                } else {
+                    valid.unwrap_or_else(|e| panic!("{} on {backend:?}: {e}", c.name));
+                }
             }
+        }
+        // Each folder keeps a cell for the local backend.
+        for folder in ["etcd", "redis-sentinel", "zookeeper"] {
+            assert!(
+                cells
+                    .iter()
+                    .any(|c| c.name.starts_with(folder) && c.docker_only.is_none()),
+                "{folder} has no cell for the local backend"
+            );
         }
         let all = matrix(MatrixChoice::All);
         assert_eq!(all.len(), default_matrix().len() + cells.len());

@@ -75,6 +75,7 @@ pub async fn cluster(api: DockerApi, image: String, nodes: u32, spec: NodeSpec) 
         nodes,
         spec,
         peer_links: PeerLinks::Direct,
+        clock_faults: true,
     };
     let cluster = DockerCluster::create(api, &config)
         .await

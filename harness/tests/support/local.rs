@@ -25,6 +25,8 @@ pub async fn cluster(
         spec,
         program: program.to_path_buf(),
         root: dir.path().join("nodes"),
+        // The tests drive every fault by hand, clocks included.
+        clock_faults: true,
     };
     let cluster = LocalCluster::create(&config).await.expect("cluster starts");
     cluster.wait_listening(20_000).await.expect("nodes listen");
@@ -51,6 +53,19 @@ pub fn redis() -> Option<()> {
             ))
         });
     prereq::check(prereq::REDIS, found)
+}
+
+/// Debian's ZooKeeper (its jar, and a `java` on the PATH), for `targets/zookeeper`.
+pub fn zookeeper() -> Option<()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = if faultline::backend::installed::find_on_path("java", &path).is_none() {
+        Err("no java on the PATH (apt-get install zookeeper)".to_string())
+    } else if !Path::new("/usr/share/java/zookeeper.jar").is_file() {
+        Err("no /usr/share/java/zookeeper.jar (apt-get install zookeeper)".to_string())
+    } else {
+        Ok(())
+    };
+    prereq::check(prereq::ZOOKEEPER, found)
 }
 
 /// libfaketime, for clock faults.

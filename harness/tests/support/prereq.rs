@@ -1,7 +1,7 @@
 //! Prerequisites of the tests that need more than cargo: a Docker daemon (and root, for the
 //! node image), etcd on the PATH, Chromium, libfaketime, the raftkv binary `cargo test
-//! --workspace` builds, and Redis with Sentinel from Debian's packages. On a user's machine a test whose prerequisite is missing skips and
-//! prints why. When `FAULTLINE_REQUIRE` (comma-separated, e.g. `docker,etcd`) names the
+//! --workspace` builds, and Redis with Sentinel and ZooKeeper from Debian's packages. On a
+//! user's machine a test whose prerequisite is missing skips and prints why. When `FAULTLINE_REQUIRE` (comma-separated, e.g. `docker,etcd`) names the
 //! prerequisite, as CI sets it, the test fails instead: a skipped test is not evidence.
 //! When `FAULTLINE_RAN_LOG` names a file, each test that found its prerequisite appends a
 //! line there (`<prerequisite> <test binary> <test>`), so CI can print which suites ran.
@@ -17,6 +17,7 @@ pub const CHROMIUM: &str = "chromium";
 pub const FAKETIME: &str = "faketime";
 pub const RAFTKV: &str = "raftkv";
 pub const REDIS: &str = "redis";
+pub const ZOOKEEPER: &str = "zookeeper";
 
 /// Whether `FAULTLINE_REQUIRE` names `what`.
 pub fn required(what: &str) -> bool {

@@ -93,6 +93,10 @@ pub struct DockerClusterConfig {
     pub nodes: u32,
     pub spec: NodeSpec,
     pub peer_links: PeerLinks,
+    /// Whether the run injects clock faults: only then does the program start under
+    /// libfaketime, whose re-read of the timestamp file on every clock call costs a program
+    /// that reads the wall clock often (a JVM) much of its CPU in system time.
+    pub clock_faults: bool,
 }
 
 /// One node's Docker-side identity.
@@ -290,7 +294,14 @@ impl DockerCluster {
             members,
             nodes,
             grudge: Mutex::new(Grudge::new()),
-            clock_refused: spec.refuses(FaultKind::Clock).map(str::to_string),
+            clock_refused: match spec.refuses(FaultKind::Clock) {
+                Some(why) => Some(why.to_string()),
+                None if !config.clock_faults => Some(
+                    "the run injects no clock faults, so the nodes run without libfaketime"
+                        .to_string(),
+                ),
+                None => None,
+            },
             wal: spec.wal.clone(),
             log_files: spec.log_files.clone(),
             qdiscs: tokio::sync::OnceCell::new(),
