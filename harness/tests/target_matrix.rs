@@ -1,7 +1,7 @@
 //! The target folders' matrix (`faultline test-all --matrix targets`): etcd through its
 //! Python adapter (valid under partition, kill and pause; stale serializable reads found),
 //! Redis with Sentinel (lost acknowledged writes found) and ZooKeeper (sync reads valid
-//! under partition, kill and pause; plain reads found stale), on the local backend and in
+//! under partitions and kills; plain reads found stale), on the local backend and in
 //! Docker (the cells with partitions of ZooKeeper in Docker only).
 //!
 //! Each test skips, printing why (or fails, under `FAULTLINE_REQUIRE`), without what it

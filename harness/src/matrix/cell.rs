@@ -242,15 +242,19 @@ pub fn targets_matrix() -> Vec<Cell> {
                 ..Shapes::default()
             })
             .with_nodes(3),
-        // ZooKeeper with a sync() before every read: linearizable under every fault. Its
-        // peer traffic goes straight between the members, so partitions need Docker; the
-        // local backend runs the same cell under kills and pauses.
-        cell(Register, &[Partition, Kill, Pause], None, Valid)
-            .on_target("zookeeper", "sync-reads-partition_kill_pause")
+        // ZooKeeper with a sync() before every read: linearizable under partitions and
+        // kills. Not under pauses of the leader: a leader that was frozen while the others
+        // elected a new one answers a sync() and the read after it from its old state when
+        // it resumes, before it notices (sync is not a quorum operation, ZOOKEEPER-1675;
+        // docs/redis-and-zookeeper.md), so pauses are left out here. Its peer traffic goes
+        // straight between the members, so partitions need Docker; both backends run the
+        // kills.
+        cell(Register, &[Partition, Kill], None, Valid)
+            .on_target("zookeeper", "sync-reads-partition_kill")
             .with_nodes(3)
             .docker_only(ZK_PEERS),
-        cell(Register, &[Kill, Pause], None, Valid)
-            .on_target("zookeeper", "sync-reads-kill_pause")
+        cell(Register, &[Kill], None, Valid)
+            .on_target("zookeeper", "sync-reads-kill")
             .with_nodes(3),
         // Plain reads (sequential consistency only): a follower cut off from its leader
         // serves its own state until syncLimit (2 s) runs out, while the majority moves on.
