@@ -277,10 +277,14 @@ pub fn targets_matrix() -> Vec<Cell> {
         // twice test-all's interval (8 s by default), longer than a failover takes (2 s
         // to judge the primary down, then the election), and clients wait through them
         // (15 s) so the old primary's late acknowledgements reach the history.
+        // A run of test-all's 20 s holds about two such faults, and only some failovers
+        // lose a write a later read can tell: twice the tries (CI's runs found it on the
+        // first try in some runs and on the fifth in others).
         cell(Register, &[Pause, Kill], None, Invalid)
             .on_target("redis-sentinel", "lost-writes-pause_kill")
             .with_op_timeout_ms(15_000)
             .with_interval_factor(2.0)
+            .with_tries_factor(2)
             .with_nodes(3),
     ]
 }
