@@ -44,6 +44,9 @@ pub struct Cell {
     /// Bug cells halve it (bugs hide in the moments around a fault: more faults per run)
     /// unless the bug needs two faults to overlap for a while.
     pub interval_factor: f64,
+    /// The cell's run length as a multiple of test-all's `--time-limit`: a finding that
+    /// needs several long faults in one run.
+    pub time_factor: f64,
     /// Clients as a multiple of test-all's `--concurrency`.
     pub clients_factor: usize,
     /// Tries for a bug as a multiple of test-all's `--tries`.
@@ -76,6 +79,11 @@ fn is_raftkv(t: &Target) -> bool {
 impl Cell {
     fn with_shapes(mut self, shapes: Shapes) -> Cell {
         self.shapes = shapes;
+        self
+    }
+
+    fn with_time_factor(mut self, factor: f64) -> Cell {
+        self.time_factor = factor;
         self
     }
 
@@ -156,6 +164,7 @@ pub(crate) fn cell(
         nemesis: nemesis.to_vec(),
         shapes: Shapes::default(),
         interval_factor: if bug.is_some() { 0.5 } else { 1.0 },
+        time_factor: 1.0,
         clients_factor: 1,
         tries_factor: 1,
         bug: bug.map(str::to_string),
@@ -278,13 +287,13 @@ pub fn targets_matrix() -> Vec<Cell> {
         // to judge the primary down, then the election), and clients wait through them
         // (15 s) so the old primary's late acknowledgements reach the history.
         // A run of test-all's 20 s holds about two such faults, and only some failovers
-        // lose a write a later read can tell: twice the tries (CI's runs found it on the
-        // first try in some runs and on the fifth in others).
+        // lose a write a later read can tell (CI-form runs of 20 s found it on the first,
+        // third and fifth tries, and once not in 12), so the cell's runs are twice as long.
         cell(Register, &[Pause, Kill], None, Invalid)
             .on_target("redis-sentinel", "lost-writes-pause_kill")
             .with_op_timeout_ms(15_000)
             .with_interval_factor(2.0)
-            .with_tries_factor(2)
+            .with_time_factor(2.0)
             .with_nodes(3),
     ]
 }

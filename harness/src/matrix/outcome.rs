@@ -263,9 +263,9 @@ pub async fn run_cell(cell: &Cell, base: &TestConfig, max_tries: u32) -> CellOut
     }
 }
 
-/// Try `k` of `cell`: `base` with the cell's workload, nemesis, bug and factors, and seed
-/// `base.seed + k`. A try that shows what the cell looks for gets its [`Detection`].
-async fn run_try(cell: &Cell, base: &TestConfig, k: u32) -> Try {
+/// The configuration of try `k` of `cell`: `base` with the cell's workload, nemesis, bug
+/// and factors, and seed `base.seed + k`.
+fn try_config(cell: &Cell, base: &TestConfig, k: u32) -> TestConfig {
     let mut config = base.clone();
     config.name = cell.name.clone();
     config.workload = cell.workload;
@@ -282,8 +282,16 @@ async fn run_try(cell: &Cell, base: &TestConfig, k: u32) -> Try {
         config.nodes = n;
     }
     config.seed = base.seed.wrapping_add(u64::from(k));
+    config.time_limit_ms = (base.time_limit_ms as f64 * cell.time_factor.max(0.0)) as u64;
     let scaled = base.nemesis_interval_ms as f64 * cell.interval_factor;
     config.nemesis_interval_ms = (scaled as u64).max(base.nemesis_interval_ms.min(1_000));
+    config
+}
+
+/// Try `k` of `cell` ([`try_config`]). A try that shows what the cell looks for gets its
+/// [`Detection`].
+async fn run_try(cell: &Cell, base: &TestConfig, k: u32) -> Try {
+    let config = try_config(cell, base, k);
     match run_test(config).await {
         Ok(outcome) => {
             println!("  {}  {}", cell.name, outcome.summary());
@@ -478,6 +486,32 @@ pub fn exit_code(outcomes: &[CellOutcome]) -> u8 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_try_takes_the_cells_factors_and_its_own_seed() {
+        let base = TestConfig {
+            time_limit_ms: 20_000,
+            nemesis_interval_ms: 4_000,
+            concurrency: 10,
+            seed: 2000,
+            ..TestConfig::default()
+        };
+        let redis = crate::matrix::targets_matrix()
+            .into_iter()
+            .find(|c| c.name == "redis-sentinel-lost-writes-pause_kill")
+            .expect("the Redis cell");
+        let config = try_config(&redis, &base, 3);
+        assert_eq!(config.seed, 2003);
+        assert_eq!(config.time_limit_ms, 40_000, "twice test-all's time limit");
+        assert_eq!(config.nemesis_interval_ms, 8_000);
+        assert_eq!(config.op_timeout_ms, 15_000);
+        assert_eq!(config.nodes, 3);
+        let plain = crate::matrix::default_matrix().remove(0);
+        let config = try_config(&plain, &base, 0);
+        assert_eq!(config.time_limit_ms, 20_000);
+        assert_eq!(config.nemesis_interval_ms, 4_000);
+    }
+
     use super::*;
     use crate::matrix::cell::cell;
     use faultline_nemeses::FaultKind;
