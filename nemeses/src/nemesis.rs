@@ -946,15 +946,6 @@ mod tests {
         assert_eq!(seen.len(), 2, "both shapes drawn: {seen:?}");
     }
 
-    struct Leads(NodeId);
-
-    #[async_trait]
-    impl LeaderProbe for Leads {
-        async fn leader(&self) -> Option<NodeId> {
-            Some(self.0)
-        }
-    }
-
     #[tokio::test]
     async fn isolate_follower_cuts_off_every_follower_but_never_the_leader() {
         let cluster = PacketCluster::new(5, PacketCaps::ALL);
@@ -963,7 +954,7 @@ mod tests {
             partition: vec![PartitionShape::IsolateFollower],
             ..Shapes::default()
         };
-        let probe: Arc<dyn LeaderProbe> = Arc::new(Leads(NodeId(3)));
+        let probe: Arc<dyn LeaderProbe> = Arc::new(crate::probe::FixedLeader(NodeId(3)));
         let mut nemesis = Nemesis::new(cluster.clone(), Some(probe), 4).with_shapes(shapes);
         let mut isolated = BTreeSet::new();
         for _ in 0..40 {

@@ -18,3 +18,15 @@ pub trait LeaderProbe: Send + Sync {
         None
     }
 }
+
+/// A probe that always names the same leader, for tests.
+#[cfg(test)]
+pub(crate) struct FixedLeader(pub NodeId);
+
+#[cfg(test)]
+#[async_trait]
+impl LeaderProbe for FixedLeader {
+    async fn leader(&self) -> Option<NodeId> {
+        Some(self.0)
+    }
+}

@@ -305,7 +305,7 @@ mod tests {
     use crate::cluster::ClusterError;
     use crate::grudge::Grudge;
     use crate::node::{Node, NodeId};
-    use crate::probe::LeaderProbe;
+    use crate::probe::{FixedLeader, LeaderProbe};
     use std::collections::BTreeSet;
     use std::path::Path;
     use std::sync::Mutex;
@@ -450,15 +450,6 @@ mod tests {
                 .iter()
                 .map(|(_, e)| e.f.clone())
                 .collect()
-        }
-    }
-
-    struct FixedLeader(NodeId);
-
-    #[async_trait]
-    impl LeaderProbe for FixedLeader {
-        async fn leader(&self) -> Option<NodeId> {
-            Some(self.0)
         }
     }
 
