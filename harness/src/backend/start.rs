@@ -108,37 +108,35 @@ impl Started {
 }
 
 /// The backend `auto` stands for now: Docker when its daemon answers, else local
-/// processes. `docker` and `local` stand for themselves.
-pub async fn resolve_backend(backend: Backend) -> Backend {
+/// processes, with the line that says why. `docker` and `local` stand for themselves.
+pub async fn resolve_backend(backend: Backend) -> (Backend, Option<String>) {
     match backend {
         Backend::Auto => match DockerApi::connect(DOCKER_PROBE_TIMEOUT_MS).await {
-            Ok(_) => Backend::Docker,
-            Err(_) => Backend::Local,
+            Ok(_) => (Backend::Docker, None),
+            Err(e) => (
+                Backend::Local,
+                Some(format!(
+                    "Docker is not reachable ({e}); using --backend local"
+                )),
+            ),
         },
-        other => other,
+        other => (other, None),
     }
 }
 
 /// Starts the cluster on the requested backend, deciding `auto` first.
 pub async fn start(req: &StartRequest<'_>, log: &dyn StartLog) -> Result<Started, StartError> {
-    let local = match req.backend {
-        Backend::Local => true,
-        Backend::Docker => {
-            DockerApi::connect(DEFAULT_CALL_TIMEOUT_MS)
-                .await
-                .map_err(StartError::NoDocker)?;
-            false
-        }
-        Backend::Auto => match DockerApi::connect(DOCKER_PROBE_TIMEOUT_MS).await {
-            Ok(_) => false,
-            Err(e) => {
-                let line = format!("Docker is not reachable ({e}); using --backend local");
-                log.println(&line);
-                log.log(&line);
-                true
-            }
-        },
-    };
+    if req.backend == Backend::Docker {
+        DockerApi::connect(DEFAULT_CALL_TIMEOUT_MS)
+            .await
+            .map_err(StartError::NoDocker)?;
+    }
+    let (backend, fell_back) = resolve_backend(req.backend).await;
+    if let Some(line) = fell_back {
+        log.println(&line);
+        log.log(&line);
+    }
+    let local = backend == Backend::Local;
     if local {
         if let Some(why) = req
             .faults

@@ -180,7 +180,11 @@ pub fn run(args: TestAllArgs) -> ExitCode {
     };
     // Docker-only cells are left out on the local backend, each with its reason (`auto`
     // is decided once, here, so that every run of the matrix uses the same backend).
-    let backend = runtime.block_on(crate::backend::start::resolve_backend(args.backend));
+    let (backend, fell_back) =
+        runtime.block_on(crate::backend::start::resolve_backend(args.backend));
+    if let Some(line) = fell_back {
+        eprintln!("{line}");
+    }
     let base = TestConfig { backend, ..base };
     let (cells, not_here): (Vec<_>, Vec<_>) = cells
         .into_iter()
