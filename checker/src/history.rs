@@ -7,12 +7,14 @@
 //! harness found while the test was still running is recorded as a `Process::Checker` event.
 //!
 //! The linearizability search and the fencing checker work on [`Op`]s, which
-//! [`History::ops`] builds from the events; readers and writers work on [`Event`]s.
+//! [`History::ops`] builds from the events; readers and writers work on [`Event`]s. A
+//! reader can also pair events into ops as it reads them ([`Pairer`], [`PairedHistory`]),
+//! so that a long history's events are never all held at once.
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -375,76 +377,129 @@ impl History {
     /// completion with no open invoke, a second invoke while one is open, or a completion
     /// whose `f` differs from its invoke's. Invokes never completed become `Outcome::Info`.
     pub fn ops(&self) -> Result<Vec<Op>, HistoryError> {
-        let mut ops: Vec<Op> = Vec::new();
-        // process -> index in `ops` of its open invoke
-        let mut open: HashMap<u64, usize> = HashMap::new();
+        let mut pairer = Pairer::default();
         for (i, e) in self.events.iter().enumerate() {
-            let Process::Client(p) = e.process else {
-                continue;
-            };
-            match e.kind {
-                EventType::Invoke => {
-                    if let Some(&prev) = open.get(&p) {
-                        return Err(HistoryError::at(
-                            self.location(i),
-                            "type",
-                            format!(
-                                "a completion for process {p}'s open invoke (line {}) before it invokes again",
-                                self.lines[ops[prev].invoke]
-                            ),
-                        ));
-                    }
-                    open.insert(p, ops.len());
-                    ops.push(Op {
-                        id: ops.len(),
-                        process: p,
-                        f: e.f.clone(),
-                        key: e.key.clone(),
-                        value: e.value.clone(),
-                        output: Value::Null,
-                        outcome: Outcome::Info,
-                        invoke: i,
-                        complete: None,
-                        invoke_ns: e.time_ns,
-                        complete_ns: None,
-                        error: None,
-                    });
+            let line = self.lines.get(i).copied().unwrap_or(0);
+            pairer.push(e, i, line, self.source.as_deref())?;
+        }
+        Ok(pairer.finish())
+    }
+}
+
+/// A history paired into ops as it was read, its events not kept: what a linearizability
+/// check needs of a long history, in about a third of the memory of its events.
+#[derive(Clone, Debug, Default)]
+pub struct PairedHistory {
+    /// The file it was read from, for error messages.
+    pub source: Option<PathBuf>,
+    pub ops: Vec<Op>,
+    /// `invoke_lines[op.id]`: the 1-based source line of the op's invoke.
+    pub invoke_lines: Vec<usize>,
+    /// How many events were read.
+    pub events: usize,
+    /// As `History::cut_off_line`.
+    pub cut_off_line: Option<usize>,
+}
+
+impl PairedHistory {
+    /// Where op `id`'s invoke came from, for error messages.
+    pub fn location(&self, id: usize) -> Location {
+        Location {
+            file: self.source.clone(),
+            line: self.invoke_lines.get(id).copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Pairs events into ops one event at a time (see `History::ops`).
+#[derive(Default)]
+pub struct Pairer {
+    ops: Vec<Op>,
+    /// process -> (index in `ops` of its open invoke, the invoke's line)
+    open: HashMap<u64, (usize, usize)>,
+}
+
+impl Pairer {
+    /// Takes event number `i`, read from `line` of `source` (named in an error).
+    pub fn push(
+        &mut self,
+        e: &Event,
+        i: usize,
+        line: usize,
+        source: Option<&Path>,
+    ) -> Result<(), HistoryError> {
+        let Process::Client(p) = e.process else {
+            return Ok(());
+        };
+        let location = || Location {
+            file: source.map(Path::to_path_buf),
+            line,
+        };
+        match e.kind {
+            EventType::Invoke => {
+                if let Some(&(_, open_line)) = self.open.get(&p) {
+                    return Err(HistoryError::at(
+                        location(),
+                        "type",
+                        format!(
+                            "a completion for process {p}'s open invoke (line {open_line}) before it invokes again"
+                        ),
+                    ));
                 }
-                kind => {
-                    let Some(at) = open.remove(&p) else {
-                        return Err(HistoryError::at(
-                            self.location(i),
-                            "type",
-                            format!("an invoke by process {p} before this {}", kind.as_str()),
-                        ));
-                    };
-                    let op = &mut ops[at];
-                    if op.f != e.f {
-                        return Err(HistoryError::at(
-                            self.location(i),
-                            "f",
-                            format!(
-                                "{:?}, the f of process {p}'s invoke on line {}",
-                                op.f,
-                                self.lines.get(op.invoke).copied().unwrap_or(0)
-                            ),
-                        ));
-                    }
-                    op.complete = Some(i);
-                    op.complete_ns = e.time_ns;
-                    op.error = e.error.clone();
-                    op.outcome = match kind {
-                        EventType::Ok => Outcome::Ok,
-                        EventType::Fail => Outcome::Fail,
-                        _ => Outcome::Info,
-                    };
-                    if op.outcome == Outcome::Ok {
-                        op.output = e.value.clone();
-                    }
+                self.open.insert(p, (self.ops.len(), line));
+                self.ops.push(Op {
+                    id: self.ops.len(),
+                    process: p,
+                    f: e.f.clone(),
+                    key: e.key.clone(),
+                    value: e.value.clone(),
+                    output: Value::Null,
+                    outcome: Outcome::Info,
+                    invoke: i,
+                    complete: None,
+                    invoke_ns: e.time_ns,
+                    complete_ns: None,
+                    error: None,
+                });
+            }
+            kind => {
+                let Some((at, invoke_line)) = self.open.remove(&p) else {
+                    return Err(HistoryError::at(
+                        location(),
+                        "type",
+                        format!("an invoke by process {p} before this {}", kind.as_str()),
+                    ));
+                };
+                let op = &mut self.ops[at];
+                if op.f != e.f {
+                    return Err(HistoryError::at(
+                        location(),
+                        "f",
+                        format!(
+                            "{:?}, the f of process {p}'s invoke on line {invoke_line}",
+                            op.f
+                        ),
+                    ));
+                }
+                op.complete = Some(i);
+                op.complete_ns = e.time_ns;
+                op.error = e.error.clone();
+                op.outcome = match kind {
+                    EventType::Ok => Outcome::Ok,
+                    EventType::Fail => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                if op.outcome == Outcome::Ok {
+                    op.output = e.value.clone();
                 }
             }
         }
-        Ok(ops)
+        Ok(())
+    }
+
+    /// The ops so far, open ones as `Outcome::Info`.
+    pub fn finish(self) -> Vec<Op> {
+        self.ops
     }
 }
 

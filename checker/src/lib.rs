@@ -7,7 +7,7 @@ pub mod error;
 pub mod history;
 
 pub use error::{HistoryError, Location};
-pub use history::{Event, EventType, History, Op, Outcome, Process, Value};
+pub use history::{Event, EventType, History, Op, Outcome, PairedHistory, Pairer, Process, Value};
 pub mod format;
 pub mod gen;
 pub mod linear;
@@ -15,7 +15,7 @@ pub mod model;
 pub mod reading;
 pub mod verdict;
 
-pub use linear::{check, check_with, Limits, Progress};
+pub use linear::{check, check_paired, check_with, Forget, Limits, Progress};
 pub use model::{Model, ModelKind, ModelSpec};
 pub use reading::Reading;
 pub use verdict::{CheckResult, Counterexample, SearchStats, Verdict};

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use faultline_checker::gen::{kv_history, GenConfig};
 use faultline_checker::{
-    check, Event, EventType, History, Limits, ModelKind, ModelSpec, Op, Outcome, Process, Value,
+    check, Event, EventType, Forget, History, Limits, ModelKind, ModelSpec, Op, Outcome, Process,
+    Value,
 };
 use proptest::prelude::*;
 
@@ -736,5 +737,78 @@ proptest! {
         if ops * 2 > every * 2 && whole.verdict.is_valid() {
             prop_assert!(cut.stats.segments > 1, "{:?}", cut.stats);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Forgetting: the search drops memo entries far behind it once the memo is big. The memo
+// only prunes, so forgetting may cost time but never changes a verdict.
+
+/// `check` forgetting everything more than `behind_ops` ops behind, at every chance.
+fn check_forgetting(
+    history: &History,
+    spec: &ModelSpec,
+    behind_ops: usize,
+) -> faultline_checker::CheckResult {
+    let limits = Limits {
+        forget: Some(Forget {
+            beyond_bytes: 0,
+            behind_ops,
+        }),
+        ..Limits::default()
+    };
+    check(history, spec, &limits).expect("checks")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
+
+    /// Long histories with many `info` ops (whose placements the memo numbers apart):
+    /// forgetting at every chance gives the verdict of remembering everything.
+    #[test]
+    fn forgetting_agrees_with_remembering_on_long_histories(
+        ops in 200usize..1500, clients in 4usize..24, info_pct in 0u32..25,
+        seed in any::<u64>(), corrupt in any::<bool>(), behind_ops in 0usize..300,
+    ) {
+        let h = generated(ops, 1, clients, info_pct, seed);
+        let h = if corrupt { corrupt_read(&h, seed as usize, -1).unwrap_or(h) } else { h };
+        let spec = ModelSpec::new(ModelKind::Kv);
+        let whole = check(&h, &spec, &Limits::default()).unwrap();
+        let forgetting = check_forgetting(&h, &spec, behind_ops);
+        prop_assert_eq!(whole.verdict.name(), forgetting.verdict.name(), "{}", forgetting.verdict);
+    }
+}
+
+/// The same on fixed histories long enough that entries are forgotten, which the proptest
+/// cannot promise of every case it draws.
+#[test]
+fn forgetting_happens_and_changes_no_verdict() {
+    let spec = ModelSpec::new(ModelKind::Kv);
+    for (seed, corrupt) in [(1, false), (2, true), (3, false), (4, true)] {
+        let h = generated(3000, 1, 20, 5, seed);
+        let h = if corrupt {
+            corrupt_read(&h, 2500, -1).expect("a read to corrupt")
+        } else {
+            h
+        };
+        let whole = check(&h, &spec, &Limits::default()).unwrap();
+        let forgetting = check_forgetting(&h, &spec, 64);
+        assert_eq!(
+            whole.verdict.name(),
+            forgetting.verdict.name(),
+            "seed {seed}"
+        );
+        assert_eq!(
+            whole.verdict.is_valid(),
+            !corrupt,
+            "seed {seed}: {}",
+            whole.verdict
+        );
+        assert_eq!(whole.stats.memo_forgotten, 0);
+        assert!(
+            forgetting.stats.memo_forgotten > 0,
+            "seed {seed}: {:?}",
+            forgetting.stats
+        );
     }
 }

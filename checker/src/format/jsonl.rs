@@ -11,13 +11,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::error::{HistoryError, Location};
-use crate::history::{Event, EventType, History, Process, Value};
+use crate::history::{Event, EventType, History, PairedHistory, Pairer, Process, Value};
 
 /// Reads a whole JSONL text.
 pub fn read(text: &str, source: Option<&Path>) -> Result<History, HistoryError> {
@@ -60,6 +62,63 @@ pub fn read(text: &str, source: Option<&Path>) -> Result<History, HistoryError> 
         history.lines.push(line_no);
     }
     Ok(history)
+}
+
+/// Reads the JSONL history at `path` a line at a time and pairs its events into ops as it
+/// goes, keeping neither the text nor the events: the same ops, errors and cut-off line as
+/// [`read`] followed by [`History::ops`], in the memory of the ops alone.
+pub fn read_paired(path: &Path) -> Result<PairedHistory, HistoryError> {
+    let io = |source| HistoryError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut paired = PairedHistory {
+        source: Some(path.to_path_buf()),
+        ..PairedHistory::default()
+    };
+    let mut pairer = Pairer::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(io)? == 0 {
+            break;
+        }
+        line_no += 1;
+        let terminated = buf.last() == Some(&b'\n');
+        let loc = || Location {
+            file: Some(path.to_path_buf()),
+            line: line_no,
+        };
+        let Ok(text) = std::str::from_utf8(&buf) else {
+            return Err(HistoryError::at(loc(), "text", "UTF-8 text"));
+        };
+        let line = text.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let event = match serde_json::from_str::<FastEvent>(line) {
+            Ok(e) => e.into_event(),
+            Err(_) => match parse_slow(line, &loc()) {
+                Ok(e) => e,
+                // Its writer was killed mid-line: what came before is still the history.
+                Err(_) if !terminated && ends_mid_json(line) => {
+                    paired.cut_off_line = Some(line_no);
+                    break;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        pairer.push(&event, paired.events, line_no, Some(path))?;
+        if event.kind == EventType::Invoke && matches!(event.process, Process::Client(_)) {
+            paired.invoke_lines.push(line_no);
+        }
+        paired.events += 1;
+    }
+    paired.ops = pairer.finish();
+    Ok(paired)
 }
 
 /// Reads one complete line (without its newline) of a JSONL history: `None` for a blank
@@ -398,5 +457,57 @@ mod tests {
         // A complete last line without a newline is an event like any other.
         let h = read(&format!("{good}\n{good}"), src).unwrap();
         assert_eq!((h.events.len(), h.cut_off_line), (2, None));
+    }
+
+    /// Reading a file a line at a time and pairing as it goes gives what reading it whole
+    /// and pairing gives: the ops, the event count, the cut-off line and every error.
+    #[test]
+    fn read_paired_equals_read_then_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let inv = |p: u64, f: &str| {
+            format!(r#"{{"process":{p},"type":"invoke","f":"{f}","key":"k","value":[1,2]}}"#)
+        };
+        let done = |p: u64, t: &str, f: &str| {
+            format!(r#"{{"process":{p},"type":"{t}","f":"{f}","value":3,"error":"x"}}"#)
+        };
+        let nemesis = r#"{"process":"nemesis","type":"info","f":"start-partition"}"#;
+        let texts = [
+            format!(
+                "{}\n\n{nemesis}\r\n{}\n{}\n{}\n{}\n",
+                inv(1, "cas"),
+                inv(2, "read"),
+                done(2, "ok", "read"),
+                done(1, "info", "cas"),
+                inv(3, "write")
+            ),
+            format!("{}\n{}", inv(1, "read"), &inv(2, "read")[..20]),
+            format!("{}\n{}\n", inv(1, "read"), inv(1, "read")),
+            format!("{}\n{}\n", inv(1, "read"), done(1, "ok", "write")),
+            format!("{}\n", done(4, "fail", "read")),
+            format!("{}\n{{\"process\":1,,\n", inv(1, "read")),
+        ];
+        for text in texts {
+            std::fs::write(&path, &text).unwrap();
+            let whole = read(&text, Some(&path))
+                .and_then(|h| Ok((h.ops()?, h.events.len(), h.cut_off_line)));
+            let paired = read_paired(&path).map(|p| (p.ops, p.events, p.cut_off_line));
+            match (whole, paired) {
+                (Ok(w), Ok(p)) => assert_eq!(w, p, "{text}"),
+                (Err(w), Err(p)) => assert_eq!(w.to_string(), p.to_string(), "{text}"),
+                (w, p) => panic!("{text}: {w:?} against {p:?}"),
+            }
+        }
+        std::fs::write(
+            &path,
+            b"{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n\xff\n",
+        )
+        .unwrap();
+        let e = read_paired(&path).unwrap_err().to_string();
+        assert!(e.contains("h.jsonl:2: field `text`"), "{e}");
+        std::fs::write(&path, format!("{}\n{}\n", inv(1, "cas"), inv(2, "cas"))).unwrap();
+        let p = read_paired(&path).unwrap();
+        assert_eq!(p.invoke_lines, vec![1, 2]);
+        assert_eq!(p.location(1).line, 2);
     }
 }

@@ -143,7 +143,8 @@ pub fn read_str_and_format(
     Ok((history, format))
 }
 
-fn by_extension(path: &Path) -> Option<Format> {
+/// The format a file name says (`.jsonl`, `.json`, `.ndjson`, `.edn`, `.log`).
+pub fn by_extension(path: &Path) -> Option<Format> {
     match path.extension()?.to_str()? {
         "jsonl" | "json" | "ndjson" => Some(Format::Jsonl),
         "edn" => Some(Format::Edn),

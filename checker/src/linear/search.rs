@@ -54,14 +54,8 @@ const NONE: u32 = u32::MAX;
 /// segment to the end for every configuration costs far more than the first-found search
 /// of one segment (about 20x the states on a generated single register), so by default a
 /// partition is one segment and its memory is bounded by forgetting the memo behind the
-/// search instead (`MEMO_BUDGET_BYTES`).
+/// search instead (`Forget`).
 pub(crate) const DEFAULT_SEGMENT_ENTRIES: usize = usize::MAX;
-/// Memo size beyond which entries far behind the search are forgotten (at most half of
-/// `--max-memory`, when that is smaller).
-const MEMO_BUDGET_BYTES: u64 = 1 << 30;
-/// How far behind the search's watermark memo entries are kept when forgetting: 64
-/// words of 64 ops.
-const FORGET_MARGIN_WORDS: u32 = 64;
 /// Most configurations one cut may hold; beyond it the check stops `unknown`.
 pub(crate) const MAX_CONFIGS: usize = 1 << 20;
 
@@ -314,9 +308,15 @@ fn search_segment<M: Model>(
     let mut found: Vec<(M::State, Vec<u64>)> = Vec::new();
     let mut found_set: HashSet<(M::State, Vec<u64>)> = HashSet::new();
     let many_starts = from.configs.len() > 1;
-    let memo_budget = shared
-        .max_memory_bytes()
-        .map_or(MEMO_BUDGET_BYTES, |m| (m / 2).min(MEMO_BUDGET_BYTES));
+    let forget = shared.forget();
+    let memo_budget = forget.beyond_bytes;
+    // Kept when forgetting: the sets whose watermark lies within this many words of 64 ops
+    // behind the search's.
+    let margin_words = u32::try_from(forget.behind_ops.div_ceil(64)).unwrap_or(u32::MAX);
+    // Forget again only once the memo has grown to twice what the last forgetting kept:
+    // each forgetting scans the whole memo, so this keeps its cost to a constant share of
+    // the inserts, whatever the margin holds.
+    let mut forget_at = memo_budget;
 
     // The deepest point reached, for the counterexample.
     let mut best_prefix: Vec<u32> = Vec::new();
@@ -367,10 +367,11 @@ fn search_segment<M: Model>(
             loop {
                 iterations += 1;
                 if iterations & (CHECK_EVERY - 1) == 0 {
-                    if memo.bytes() > memo_budget {
+                    if memo.bytes() > forget_at {
                         let (start, _) = set.window();
-                        let dropped = memo.forget_below(start.saturating_sub(FORGET_MARGIN_WORDS));
+                        let dropped = memo.forget_below(start.saturating_sub(margin_words));
                         shared.add_forgotten(dropped as u64);
+                        forget_at = memo_budget.max(2 * memo.bytes());
                     }
                     let bytes = memo.bytes() + from_bytes + found.len() as u64 * config_bytes;
                     if shared.should_stop(reported_memory, bytes) {

@@ -20,7 +20,8 @@ use std::time::Duration;
 use clap::Args;
 use faultline_checker::format::{self, Format};
 use faultline_checker::{
-    fencing, stats, History, Limits, ModelKind, ModelSpec, Progress, Reading, Value,
+    fencing, stats, CheckResult, History, HistoryError, Limits, ModelKind, ModelSpec, Progress,
+    Reading, Value,
 };
 
 use super::progress::ProgressReporter;
@@ -342,24 +343,66 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), UsageErr
 
 /// Checks one file. The history comes back for a report when it could be read.
 fn check_file(args: &CheckArgs, path: &Path, single: bool) -> (CheckResults, Option<History>) {
+    if let Some(results) = check_file_paired(args, path, single) {
+        return (results, None);
+    }
     let (history, read_as) = match format::read_path_and_format(path, args.format) {
         Ok(h) => h,
         Err(e) => return (failed(args, path, e.into()), None),
     };
     tracing::info!(events = history.events.len(), path = %path.display(), "history read");
-    if let Some(line) = history.cut_off_line {
-        eprintln!(
-            "faultline check: warning: {}:{line}: the last line has no newline and its JSON \
-             stops before its end, so the file was cut off mid-write (a run that died); \
-             checked the {} events before it",
-            path.display(),
-            history.events.len()
-        );
-    }
+    warn_cut_off(path, history.cut_off_line, history.events.len());
     let reading = ReadingInEffect::new(args, read_as);
     match check_history(args, path, &history, &reading, single) {
         Ok(results) => (results, Some(history)),
         Err(e) => (failed(args, path, e), Some(history)),
+    }
+}
+
+/// A JSONL history checked for linearizability alone (no `--report`, no `--stats`) is
+/// paired into ops as it is read, its events never all held: a 10M-op history needs the
+/// memory of its ops, about a third of what its events and text would take. `None` when
+/// the check needs the events.
+fn check_file_paired(args: &CheckArgs, path: &Path, single: bool) -> Option<CheckResults> {
+    let CheckModel::Linear(kind) = args.model else {
+        return None;
+    };
+    let read_as = match args.format {
+        Format::Auto => format::by_extension(path)?,
+        f => f,
+    };
+    if read_as != Format::Jsonl || args.report.is_some() || args.stats {
+        return None;
+    }
+    let paired = match format::jsonl::read_paired(path) {
+        Ok(p) => p,
+        Err(e) => return Some(failed(args, path, e.into())),
+    };
+    tracing::info!(events = paired.events, ops = paired.ops.len(), path = %path.display(), "history read and paired");
+    warn_cut_off(path, paired.cut_off_line, paired.events);
+    let reading = ReadingInEffect::new(args, read_as);
+    let mut results = base_results(args, path, &reading, paired.events, paired.cut_off_line);
+    match check_linear(args, kind, &reading, single, |spec, limits| {
+        faultline_checker::check_paired(&paired, spec, limits)
+    }) {
+        Ok(result) => {
+            results.verdict = Verdict::from(&result.verdict);
+            results.reading = Some(reading.name());
+            results.linearizable = Some(result);
+            Some(results)
+        }
+        Err(e) => Some(failed(args, path, e)),
+    }
+}
+
+fn warn_cut_off(path: &Path, cut_off_line: Option<usize>, events: usize) {
+    if let Some(line) = cut_off_line {
+        eprintln!(
+            "faultline check: warning: {}:{line}: the last line has no newline and its JSON \
+             stops before its end, so the file was cut off mid-write (a run that died); \
+             checked the {events} events before it",
+            path.display(),
+        );
     }
 }
 
@@ -390,20 +433,13 @@ pub(super) fn check_history(
     reading: &ReadingInEffect,
     single: bool,
 ) -> Result<CheckResults, CheckError> {
-    let mut results = CheckResults {
-        schema_version: SCHEMA_VERSION,
-        history: path.to_path_buf(),
-        model: args.model.to_string(),
-        verdict: Verdict::Valid,
-        error: None,
-        format: Some(reading.format.as_str().to_string()),
-        reading: None,
-        events: history.events.len(),
-        linearizable: None,
-        fencing: None,
-        op_stats: None,
-        cut_off_line: history.cut_off_line,
-    };
+    let mut results = base_results(
+        args,
+        path,
+        reading,
+        history.events.len(),
+        history.cut_off_line,
+    );
     if args.stats {
         results.op_stats = Some(stats::compute(history)?);
     }
@@ -418,31 +454,70 @@ pub(super) fn check_history(
             results.fencing = Some(report);
         }
         CheckModel::Linear(kind) => {
-            let spec = model_spec(args, kind, reading)?;
+            let result = check_linear(args, kind, reading, single, |spec, limits| {
+                faultline_checker::check(history, spec, limits)
+            })?;
             results.reading = Some(reading.name());
-            if single && !args.json {
-                println!("reading: {} ({})", reading.name(), reading.source());
-            }
-            let progress = Arc::new(Progress::default());
-            let limits = Limits {
-                timeout: (!args.timeout.is_zero()).then_some(args.timeout),
-                max_memory_bytes: (args.max_memory > 0).then_some(args.max_memory),
-                cancel: None,
-                progress: Some(Arc::clone(&progress)),
-                segment_entries: None,
-            };
-            // One file's progress bar at a time; many files go by quickly or say so.
-            let reporter = single.then(|| ProgressReporter::start(progress));
-            let result = faultline_checker::check(history, &spec, &limits);
-            if let Some(r) = reporter {
-                r.finish();
-            }
-            let result = result?;
             results.verdict = Verdict::from(&result.verdict);
             results.linearizable = Some(result);
         }
     }
     Ok(results)
+}
+
+/// One file's results before any check: valid, nothing checked yet.
+fn base_results(
+    args: &CheckArgs,
+    path: &Path,
+    reading: &ReadingInEffect,
+    events: usize,
+    cut_off_line: Option<usize>,
+) -> CheckResults {
+    CheckResults {
+        schema_version: SCHEMA_VERSION,
+        history: path.to_path_buf(),
+        model: args.model.to_string(),
+        verdict: Verdict::Valid,
+        error: None,
+        format: Some(reading.format.as_str().to_string()),
+        reading: None,
+        events,
+        linearizable: None,
+        fencing: None,
+        op_stats: None,
+        cut_off_line,
+    }
+}
+
+/// Runs the linearizability check `run` with the model, reading and limits `args` give,
+/// and a progress bar for a single file.
+fn check_linear(
+    args: &CheckArgs,
+    kind: ModelKind,
+    reading: &ReadingInEffect,
+    single: bool,
+    run: impl FnOnce(&ModelSpec, &Limits) -> Result<CheckResult, HistoryError>,
+) -> Result<CheckResult, CheckError> {
+    let spec = model_spec(args, kind, reading)?;
+    if single && !args.json {
+        println!("reading: {} ({})", reading.name(), reading.source());
+    }
+    let progress = Arc::new(Progress::default());
+    let limits = Limits {
+        timeout: (!args.timeout.is_zero()).then_some(args.timeout),
+        max_memory_bytes: (args.max_memory > 0).then_some(args.max_memory),
+        cancel: None,
+        progress: Some(Arc::clone(&progress)),
+        segment_entries: None,
+        forget: None,
+    };
+    // One file's progress bar at a time; many files go by quickly or say so.
+    let reporter = single.then(|| ProgressReporter::start(progress));
+    let result = run(&spec, &limits);
+    if let Some(r) = reporter {
+        r.finish();
+    }
+    Ok(result?)
 }
 
 pub(super) fn model_spec(
