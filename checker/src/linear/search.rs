@@ -29,6 +29,12 @@
 //! A read-only op placed as soon as it is legal is still placed "forced" (no other op
 //! tried in its place): a configuration reached without it is dominated by the same one
 //! with it placed, since it must be placed later anyway and changes no state.
+//!
+//! Each level looks first for such a read anywhere among the calls it may place, not only
+//! at the front of the list: in invoke order a pending write usually comes first, and
+//! placing it before a read that was legal sent the search down subtrees the read cuts
+//! off. On a generated 100k-op single register (20 clients) this took the search from
+//! 8.06M states to 1.83M.
 
 use std::collections::HashSet;
 
@@ -360,7 +366,22 @@ fn search_segment<M: Model>(
                     return Segment::Stopped;
                 }
             };
-        let mut entry = next[0];
+        // Where a level's walk starts: at a read-only op that is legal now, wherever it is
+        // among the calls the search may place (those before the first return entry), else
+        // at the front. Such a read is placed "forced" (see below), so no write tried
+        // before it can send the search down a subtree the read would have cut off.
+        let level_start = |next: &[u32], state: &M::State| -> u32 {
+            let mut c = next[0];
+            while c != tail && is_call[c as usize] {
+                let op = ops[op_of[c as usize] as usize];
+                if model.read_only(op) && model.step(state, op).is_some() {
+                    return c;
+                }
+                c = next[c as usize];
+            }
+            next[0]
+        };
+        let mut entry = level_start(&next, &state);
         let run = if !fresh {
             Run::Exhausted
         } else {
@@ -437,7 +458,7 @@ fn search_segment<M: Model>(
                                 best_recorded = false;
                                 best_states.clear();
                             }
-                            entry = next[0];
+                            entry = level_start(&next, &state);
                             continue;
                         }
                         set.remove(op);
